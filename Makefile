@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make run` and `make test`. Everything else is optional.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA_DIR ?= data/demo
+DEMO_START ?= 2025-03-01
+DEMO_DAYS ?= 7
+DEMO_EVENTS ?= 200000
+DEMO_END ?= $(shell $(PYTHON) -c "import datetime as d;print(d.date.fromisoformat('$(DEMO_START)')+d.timedelta(days=$(DEMO_DAYS)-4))")
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+
+.PHONY: setup run test ui bench lint generate clean test-distributed
+
+setup: $(STAMP)
+
+# The lock file pins every package (direct and transitive); pip installs exactly it.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	mkdir -p $(DAGSTER_HOME) && touch $@
+
+$(DATA_DIR)/reference/countries.csv: | $(STAMP)
+	$(BIN)/revwh generate --data-dir $(DATA_DIR) --start $(DEMO_START) --days $(DEMO_DAYS) \
+		--events-per-day $(DEMO_EVENTS) --seed 7
+
+generate: $(DATA_DIR)/reference/countries.csv
+
+run: $(STAMP) generate
+	$(BIN)/revwh run --data-dir $(DATA_DIR) --start $(DEMO_START) --end $(DEMO_END)
+	$(BIN)/revwh sql "SELECT * FROM marts.revenue_by_stream ORDER BY event_date, stream" --data-dir $(DATA_DIR)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipelines tests
+	$(BIN)/ruff format --check pipelines tests
+
+ui: $(STAMP)
+	REVWH_DATA_DIR=$(CURDIR)/$(DATA_DIR) $(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf $(VENV) .dagster_home data/demo data/bench

@@ -1,0 +1,1 @@
+"""revwh: the revenue warehouse of a short-video platform (Dagster code location)."""

@@ -1,0 +1,108 @@
+"""`revwh` command line (SPEC §6): generate, run, sql, report.
+
+Every subcommand validates its arguments up front and fails with one readable
+line and exit code 2, instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class CliError(Exception):
+    """A problem with the user's input: printed as one line, exit code 2."""
+
+
+def parse_date(text: str) -> dt.date:
+    """argparse type for YYYY-MM-DD dates."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date in YYYY-MM-DD form: {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
+    return value
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="materialise every asset for event dates START..END through Dagster")
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--start", type=parse_date, required=True, help="first event date, YYYY-MM-DD")
+    p.add_argument("--end", type=parse_date, required=True, help="last event date, YYYY-MM-DD (inclusive)")
+    p.add_argument("--quiet", action="store_true", help="print only the summary")
+    p.set_defaults(handler=_cmd_run)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.runner import run_range
+
+    return run_range(args.data_dir, args.start, args.end, quiet=args.quiet)
+
+
+def _add_sql(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sql", help="run read-only SQL on the warehouse")
+    p.add_argument("query", help="one SQL statement, e.g. \"SELECT * FROM marts.revenue_by_stream\"")
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.set_defaults(handler=_cmd_sql)
+
+
+def _cmd_sql(args: argparse.Namespace) -> int:
+    from pipelines.warehouse.query import run_query
+
+    return run_query(args.data_dir, args.query, args.format)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="revwh", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    from pipelines.generate.cli import add_generate_parser
+
+    add_generate_parser(sub)
+    _add_run(sub)
+    _add_sql(sub)
+    try:
+        from pipelines.reports.cli import add_report_parser
+    except ImportError:  # the report is optional until it exists
+        pass
+    else:
+        add_report_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except CliError as exc:
+        print(f"revwh {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

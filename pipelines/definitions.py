@@ -1,0 +1,52 @@
+"""The Dagster code location: every asset, check, job, schedule and sensor of the warehouse."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import dagster as dg
+
+from pipelines.defs.common import DAILY, DEFAULT_DATA_DIR, DataDirResource
+from pipelines.defs.facts import FACTS
+from pipelines.defs.landing import LANDING
+from pipelines.defs.marts import MARTS
+from pipelines.defs.quality import QUALITY
+from pipelines.defs.staged import STAGED
+from pipelines.defs.warehouse import WAREHOUSE
+
+PIPELINE_JOB = "revenue_pipeline"
+
+# One freshness policy for everything analysts read: a day older than 36 hours is stale.
+MART_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=36), warn_window=dt.timedelta(hours=26))
+
+ALL = LANDING + STAGED + FACTS + MARTS + QUALITY + WAREHOUSE
+
+revenue_pipeline = dg.define_asset_job(
+    PIPELINE_JOB,
+    selection=dg.AssetSelection.all(include_sources=False),
+    partitions_def=DAILY,
+    description="Land, stage, attribute and publish every log for a range of event dates, in one run.",
+    executor_def=dg.in_process_executor,
+)
+
+
+def _with_freshness(spec: dg.AssetSpec) -> dg.AssetSpec:
+    if spec.group_name in ("marts", "warehouse"):
+        return spec.replace_attributes(freshness_policy=MART_FRESHNESS)
+    return spec
+
+
+def build_definitions(data_dir: str | os.PathLike[str] | None = None) -> dg.Definitions:
+    """Definitions bound to one data directory (REVWH_DATA_DIR, else data/demo)."""
+    data_dir = str(data_dir or os.environ.get("REVWH_DATA_DIR", DEFAULT_DATA_DIR))
+    defs = dg.Definitions(
+        assets=[d for d in ALL if not isinstance(d, dg.AssetChecksDefinition)],
+        asset_checks=[d for d in ALL if isinstance(d, dg.AssetChecksDefinition)],
+        jobs=[revenue_pipeline],
+        resources={"revwh": DataDirResource(data_dir=data_dir)},
+    )
+    return defs.map_asset_specs(func=_with_freshness)
+
+
+defs = build_definitions()

@@ -1,0 +1,136 @@
+"""landing/<log>: one asset per log, partitioned by ARRIVAL date (the raw folder's dt)."""
+
+import datetime as dt
+
+import dagster as dg
+
+from pipelines.contract import LOGS, MAX_LATENESS_DAYS
+from pipelines.defs.common import DAILY, DataDirResource, key, partition_dates
+from pipelines.defs.schema_metadata import column_schema
+from pipelines.landing.land import LandingStats, land_partition, read_manifest
+from pipelines.quality.reconcile import count_raw_lines
+
+QUARANTINE_WARN_RATE = 0.05
+
+
+def landing_key(log: str) -> dg.AssetKey:
+    return dg.AssetKey(["landing", log])
+
+
+def _stats_metadata(stats: LandingStats) -> dict[str, dg.MetadataValue]:
+    return {
+        "landed_copies": dg.MetadataValue.int(stats.landed),
+        "accepted_copies": dg.MetadataValue.int(stats.accepted),
+        "quarantined_copies": dg.MetadataValue.int(stats.quarantined),
+        "quarantine_by_reason": dg.MetadataValue.json(stats.by_reason),
+        "raw_files": dg.MetadataValue.int(stats.files),
+        "skipped_unchanged": dg.MetadataValue.bool(stats.skipped),
+    }
+
+
+def _arrival_days(context: dg.AssetExecutionContext) -> tuple[list[dt.date], list[dt.date]]:
+    """(days of this step's range, extra days after it that staged partitions of this run need).
+
+    A run over event dates S..E needs arrival days S..E+3. Dagster gives a run
+    one partition range, so when the run also stages events, landing lands the
+    three following arrival days too and records them as materialisations.
+    """
+    days = partition_dates(context)
+    stages_too = any(k.path[0] == "staged" for k in context.selected_asset_keys) or any(
+        k.path[0] == "staged" for k in (context.run.asset_selection or [])
+    )
+    if not stages_too:
+        return days, []
+    extra = [days[-1] + dt.timedelta(days=i) for i in range(1, MAX_LATENESS_DAYS + 1)]
+    return days, extra
+
+
+def build_landing_asset(log: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=landing_key(log),
+        partitions_def=DAILY,
+        group_name="landing",
+        kinds={"duckdb", "parquet"},
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        description=(
+            f"Every copy of `raw/{log}/dt=<arrival day>/*.jsonl[.gz]`, typed, after the per-copy rules "
+            "1–4 of SPEC §4 (malformed, schema_violation, future_event, late_arrival). Accepted copies go "
+            "to Parquet by event date; rejected ones to the quarantine with their reason and raw line."
+        ),
+        metadata={"dagster/column_schema": column_schema(log, lineage=True)},
+    )
+    def _landing(context: dg.AssetExecutionContext, revwh: DataDirResource) -> dg.MaterializeResult:
+        data = revwh.data()
+        days, extra = _arrival_days(context)
+        totals = LandingStats(log=log, arrival_date=f"{key(days[0])}..{key((extra or days)[-1])}")
+        for day in days + extra:
+            stats = land_partition(data, log, day)
+            context.log.info(
+                f"landing/{log} dt={day}: {stats.landed} copies, {stats.accepted} accepted, "
+                f"{stats.quarantined} quarantined{' (unchanged, skipped)' if stats.skipped else ''}"
+            )
+            totals.landed += stats.landed
+            totals.accepted += stats.accepted
+            totals.quarantined += stats.quarantined
+            totals.files += stats.files
+            for reason, n in stats.by_reason.items():
+                totals.by_reason[reason] = totals.by_reason.get(reason, 0) + n
+            event = dg.AssetMaterialization if day in extra else dg.AssetObservation
+            context.log_event(event(asset_key=landing_key(log), partition=key(day), metadata=_stats_metadata(stats)))
+        return dg.MaterializeResult(metadata=_stats_metadata(totals))
+
+    @dg.asset_check(
+        asset=landing_key(log),
+        name="landed_equals_accepted_plus_quarantined",
+        blocking=True,
+        description="Per arrival day: non-blank raw lines = accepted copies + quarantined copies.",
+    )
+    def _reconcile(context: dg.AssetCheckExecutionContext, revwh: DataDirResource) -> dg.AssetCheckResult:
+        data = revwh.data()
+        problems, checked = [], {}
+        days = partition_dates(context)
+        days += [days[-1] + dt.timedelta(days=i) for i in range(1, MAX_LATENESS_DAYS + 1)]
+        for day in days:
+            stats = read_manifest(data, log, day)
+            if stats is None:
+                continue
+            lines = count_raw_lines(data, log, day)
+            accepted, quarantined = _landed_rows(data, log, day)
+            checked[key(day)] = {"raw_lines": lines, "accepted": accepted, "quarantined": quarantined}
+            if lines != accepted + quarantined:
+                problems.append(f"dt={day}: {lines} lines != {accepted} accepted + {quarantined} quarantined")
+        return dg.AssetCheckResult(
+            passed=not problems,
+            metadata={"problems": dg.MetadataValue.json(problems), "days": dg.MetadataValue.json(checked)},
+        )
+
+    @dg.asset_check(
+        asset=landing_key(log),
+        name="quarantine_rate_below_threshold",
+        blocking=False,
+        description=f"Warns when more than {QUARANTINE_WARN_RATE:.0%} of an arrival day's copies are rejected.",
+    )
+    def _rate(context: dg.AssetCheckExecutionContext, revwh: DataDirResource) -> dg.AssetCheckResult:
+        data = revwh.data()
+        rates = {}
+        for day in partition_dates(context):
+            stats = read_manifest(data, log, day)
+            if stats and stats.landed:
+                rates[key(day)] = round(stats.quarantined / stats.landed, 6)
+        worst = max(rates.values(), default=0.0)
+        return dg.AssetCheckResult(
+            passed=worst <= QUARANTINE_WARN_RATE,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"worst_rate": dg.MetadataValue.float(worst), "rates": dg.MetadataValue.json(rates)},
+        )
+
+    return [_landing, _reconcile, _rate]
+
+
+def _landed_rows(data, log: str, day: dt.date) -> tuple[int, int]:
+    from pipelines.quality.reconcile import landed_row_counts
+
+    return landed_row_counts(data, log, day)
+
+
+LANDING = [d for log in LOGS for d in build_landing_asset(log)]

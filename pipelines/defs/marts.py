@@ -1,0 +1,63 @@
+"""marts/<name>: one asset per SQL file in sql/marts, partitioned by event date."""
+
+import dagster as dg
+
+from pipelines.defs.common import DAILY, DataDirResource, key, partition_dates
+from pipelines.defs.facts import FACTS_KEY
+from pipelines.marts.build import MARTS_SQL_DIR, build_mart_partition, mart_names, mart_sql
+from pipelines.quality.reconcile import mart_problems
+
+# Marts whose measures must add up to the facts' totals (SPEC §5).
+RECONCILED_MARTS = ("revenue_by_stream", "revenue_by_region")
+
+
+def mart_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey(["marts", name])
+
+
+def _describe(name: str) -> str:
+    header = [line[2:].strip() for line in mart_sql(name).splitlines() if line.startswith("--")]
+    return "\n\n".join(header) or f"Mart {name}"
+
+
+def build_mart_asset(name: str) -> list:
+    @dg.asset(
+        key=mart_key(name),
+        partitions_def=DAILY,
+        group_name="marts",
+        kinds={"duckdb", "sql", "parquet"},
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[FACTS_KEY],
+        description=_describe(name),
+        metadata={"sql_file": dg.MetadataValue.path(str(MARTS_SQL_DIR / f"{name}.sql"))},
+    )
+    def _mart(context: dg.AssetExecutionContext, revwh: DataDirResource) -> dg.MaterializeResult:
+        data = revwh.data()
+        rows = 0
+        for day in partition_dates(context):
+            n = build_mart_partition(data, name, day)
+            rows += n
+            context.log_event(
+                dg.AssetObservation(asset_key=mart_key(name), partition=key(day), metadata={"dagster/row_count": n})
+            )
+        return dg.MaterializeResult(metadata={"dagster/row_count": rows})
+
+    defs: list = [_mart]
+    if name in RECONCILED_MARTS:
+
+        @dg.asset_check(
+            asset=mart_key(name),
+            name="reconciles_with_facts",
+            blocking=True,
+            description="Every measure and event_count sums to the facts' total for the date, to the cent.",
+        )
+        def _reconcile(context: dg.AssetCheckExecutionContext, revwh: DataDirResource) -> dg.AssetCheckResult:
+            problems = [p for day in partition_dates(context) for p in mart_problems(revwh.data(), name, day)]
+            return dg.AssetCheckResult(passed=not problems, metadata={"problems": dg.MetadataValue.json(problems)})
+
+        defs.append(_reconcile)
+    return defs
+
+
+MARTS = [d for name in mart_names() for d in build_mart_asset(name)]
+MART_KEYS = [mart_key(name) for name in mart_names()]

@@ -1,0 +1,32 @@
+"""warehouse: publish warehouse.duckdb (marts tables, quarantine and facts views) atomically."""
+
+import dagster as dg
+
+from pipelines.defs.common import DAILY, DataDirResource
+from pipelines.defs.marts import MART_KEYS
+from pipelines.defs.quality import QUARANTINE_KEY
+from pipelines.warehouse.publish import publish_warehouse
+
+WAREHOUSE_KEY = dg.AssetKey(["warehouse"])
+
+
+@dg.asset(
+    key=WAREHOUSE_KEY,
+    partitions_def=DAILY,
+    group_name="warehouse",
+    kinds={"duckdb"},
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[*MART_KEYS, QUARANTINE_KEY],
+    description=(
+        "`<data>/warehouse.duckdb`, rebuilt from the lake and swapped in with an atomic rename after the "
+        "marts pass their checks, so analysts never read a half-written or unreconciled partition. "
+        "Schemas: marts (tables), quality.quarantine, facts.revenue_events and staged.* (views over Parquet)."
+    ),
+)
+def warehouse(context: dg.AssetExecutionContext, revwh: DataDirResource) -> dg.MaterializeResult:
+    path = publish_warehouse(revwh.data())
+    context.log.info(f"published {path}")
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
+
+
+WAREHOUSE = [warehouse]

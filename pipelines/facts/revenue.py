@@ -1,0 +1,166 @@
+"""Revenue attribution per stream, SPEC §3, as polars expressions over staged events.
+
+Each log maps to one stream. Amounts are converted with fx_rates at
+(event_date, currency) and never rounded here; the marts sum them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import polars as pl
+
+from pipelines.contract import LOGS, STREAM_OF_LOG
+from pipelines.lake import DataDir, temp_sibling
+from pipelines.reference import Reference
+
+# Column order and types of facts.revenue_events.
+FACT_SCHEMA: dict[str, pl.DataType] = {
+    "event_date": pl.Date,
+    "event_ts": pl.Datetime("us"),
+    "log": pl.String,
+    "stream": pl.String,
+    "event_id": pl.String,
+    "country": pl.String,
+    "region": pl.String,
+    "currency": pl.String,
+    "user_id": pl.String,
+    "creator_id": pl.String,
+    "amount_local": pl.Float64,
+    "usd_per_unit": pl.Float64,
+    "amount_usd": pl.Float64,
+    "gross_revenue_usd": pl.Float64,
+    "platform_fees_usd": pl.Float64,
+    "creator_payouts_usd": pl.Float64,
+    "net_revenue_usd": pl.Float64,
+    # detail dimensions for the KPI marts (null where a log has no such field)
+    "ad_format": pl.String,
+    "pricing_model": pl.String,
+    "advertiser_id": pl.String,
+    "clicked": pl.Boolean,
+    "platform": pl.String,
+    "coins": pl.Int64,
+    "gift_type": pl.String,
+    "live_id": pl.String,
+    "order_id": pl.String,
+    "order_event_type": pl.String,
+    "category": pl.String,
+    "channel": pl.String,
+    "affiliate_rate": pl.Float64,
+    "affiliate_commission_usd": pl.Float64,
+    "qualified_views": pl.Int64,
+}
+
+ZERO = pl.lit(0.0)
+
+
+def _with_fx(events: pl.DataFrame, ref: Reference, amount: str) -> pl.DataFrame:
+    rates = ref.fx_rates.rename({"date": "event_date"})
+    return events.join(rates, on=["event_date", "currency"], how="left").with_columns(
+        pl.col(amount).alias("amount_local"), (pl.col(amount) * pl.col("usd_per_unit")).alias("amount_usd")
+    )
+
+
+def advertising(events: pl.DataFrame, ref: Reference) -> pl.DataFrame:
+    """cpm: price_usd / 1000 per impression; cpc: price_usd when clicked, else 0."""
+    frame = _with_fx(events, ref, "price")
+    gross = (
+        pl.when(pl.col("pricing_model") == "cpm")
+        .then(pl.col("amount_usd") / 1000.0)
+        .when(pl.col("clicked"))
+        .then(pl.col("amount_usd"))
+        .otherwise(ZERO)
+    )
+    return frame.with_columns(
+        gross.alias("gross_revenue_usd"), ZERO.alias("platform_fees_usd"), ZERO.alias("creator_payouts_usd")
+    )
+
+
+def coin_purchases(events: pl.DataFrame, ref: Reference) -> pl.DataFrame:
+    """Gross is what the user paid; the app store keeps fee_rate(platform) of it."""
+    frame = _with_fx(events, ref, "amount").join(ref.store_fees, on="platform", how="left")
+    return frame.with_columns(
+        pl.col("amount_usd").alias("gross_revenue_usd"),
+        (pl.col("amount_usd") * pl.col("fee_rate")).alias("platform_fees_usd"),
+        ZERO.alias("creator_payouts_usd"),
+    )
+
+
+def gifts(events: pl.DataFrame, ref: Reference) -> pl.DataFrame:
+    """A gift earns nothing new (the coins were sold already); the creator's share is a payout."""
+    return events.with_columns(
+        pl.lit(None, dtype=pl.String).alias("currency"),
+        ZERO.alias("gross_revenue_usd"),
+        ZERO.alias("platform_fees_usd"),
+        (pl.col("coins") * ref.creator_usd_per_coin).alias("creator_payouts_usd"),
+    )
+
+
+def orders(events: pl.DataFrame, ref: Reference) -> pl.DataFrame:
+    """The referral fee on a placed order, reversed on a refund. The affiliate commission is
+    paid by the seller: creator income, not platform revenue."""
+    frame = _with_fx(events, ref, "amount").join(ref.shop_categories, on="category", how="left")
+    sign = pl.when(pl.col("event_type") == "refunded").then(-1.0).otherwise(1.0)
+    return frame.with_columns(
+        (sign * pl.col("amount_usd") * pl.col("referral_fee_rate")).alias("gross_revenue_usd"),
+        ZERO.alias("platform_fees_usd"),
+        ZERO.alias("creator_payouts_usd"),
+        pl.col("event_type").alias("order_event_type"),
+        pl.col("affiliate_creator_id").alias("creator_id"),
+        pl.when(pl.col("affiliate_creator_id").is_not_null())
+        .then(sign * pl.col("amount_usd") * pl.col("affiliate_rate"))
+        .otherwise(ZERO)
+        .alias("affiliate_commission_usd"),
+        pl.col("buyer_id").alias("user_id"),
+    )
+
+
+def fund_payouts(events: pl.DataFrame, ref: Reference) -> pl.DataFrame:
+    """The creator fund pays creators: a payout, no revenue."""
+    frame = _with_fx(events, ref, "amount")
+    return frame.with_columns(
+        ZERO.alias("gross_revenue_usd"),
+        ZERO.alias("platform_fees_usd"),
+        pl.col("amount_usd").alias("creator_payouts_usd"),
+    )
+
+
+ATTRIBUTION = {
+    "impressions": advertising,
+    "coin_purchases": coin_purchases,
+    "gifts": gifts,
+    "orders": orders,
+    "fund_payouts": fund_payouts,
+}
+
+
+def revenue_facts(log: str, events: pl.DataFrame, ref: Reference) -> pl.DataFrame:
+    """Facts of one log's staged events, in FACT_SCHEMA's columns."""
+    frame = ATTRIBUTION[log](events, ref)
+    frame = frame.join(ref.countries.select("country", "region"), on="country", how="left")
+    frame = frame.with_columns(
+        pl.lit(log).alias("log"),
+        pl.lit(str(STREAM_OF_LOG[log])).alias("stream"),
+        (pl.col("gross_revenue_usd") - pl.col("platform_fees_usd") - pl.col("creator_payouts_usd")).alias(
+            "net_revenue_usd"
+        ),
+    )
+    return frame.select(
+        (pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c) for c, t in FACT_SCHEMA.items()
+    )
+
+
+def build_facts(data: DataDir, event_date: dt.date, ref: Reference) -> pl.DataFrame:
+    """All five logs' facts for one event date, written to the lake atomically."""
+    parts = []
+    for log in LOGS:
+        path = data.staged_file(log, event_date)
+        if path.exists():
+            parts.append(revenue_facts(log, pl.read_parquet(path), ref))
+    facts = pl.concat(parts) if parts else pl.DataFrame(schema=FACT_SCHEMA)
+    out = data.facts_file(event_date)
+    tmp = temp_sibling(out)
+    facts.write_parquet(tmp, compression="zstd", compression_level=1)
+    os.replace(tmp, out)
+    return facts

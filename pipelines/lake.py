@@ -1,0 +1,92 @@
+"""Where every layer lives inside a data directory.
+
+The lake (Parquet under ``<data>/lake``) is the system of record for each
+layer; ``warehouse.duckdb`` is a small catalogue published from it (see
+``pipelines.warehouse.publish``). Keeping the layout in one place lets the
+assets, the checks, the tests and the CLI agree on paths.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DataDir:
+    root: Path
+
+    @classmethod
+    def at(cls, path: str | os.PathLike[str]) -> DataDir:
+        return cls(Path(path).resolve())
+
+    # --- inputs (SPEC §1) -------------------------------------------------
+    @property
+    def reference(self) -> Path:
+        return self.root / "reference"
+
+    def raw_partition(self, log: str, arrival: dt.date) -> Path:
+        return self.root / "raw" / log / f"dt={arrival.isoformat()}"
+
+    # --- layers ----------------------------------------------------------------
+    @property
+    def lake(self) -> Path:
+        return self.root / "lake"
+
+    def landing_partition(self, log: str, arrival: dt.date) -> Path:
+        """Accepted copies of one arrival day, as ``event_date=E/*.parquet``."""
+        return self.lake / "landing" / log / f"dt={arrival.isoformat()}"
+
+    def staged_file(self, log: str, event_date: dt.date) -> Path:
+        return self.lake / "staged" / log / f"event_date={event_date.isoformat()}.parquet"
+
+    def facts_file(self, event_date: dt.date) -> Path:
+        return self.lake / "facts" / "revenue_events" / f"event_date={event_date.isoformat()}.parquet"
+
+    def mart_file(self, mart: str, event_date: dt.date) -> Path:
+        return self.lake / "marts" / mart / f"event_date={event_date.isoformat()}.parquet"
+
+    def quarantine_file(self, stage: str, log: str, day: dt.date) -> Path:
+        """Rejected copies written by ``stage`` (landing or staged) for one partition."""
+        return self.lake / "quarantine" / stage / log / f"{day.isoformat()}.parquet"
+
+    def manifest_file(self, layer: str, log: str, day: dt.date) -> Path:
+        return self.lake / "_manifests" / layer / log / f"{day.isoformat()}.json"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def scratch(self) -> Path:
+        """Spill space for DuckDB and temporary outputs (same file system as the lake)."""
+        path = self.lake / "_tmp"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def temp_sibling(path: Path) -> Path:
+    """A unique temporary path next to ``path`` so that ``os.replace`` is atomic."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Swap a freshly written directory into place (old one removed afterwards)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def days(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Inclusive list of days from start to end."""
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]

@@ -1,0 +1,162 @@
+"""DuckDB SQL that types raw NDJSON lines and applies the per-copy rules 1–4.
+
+The SQL is generated from ``pipelines.contract.FIELDS`` so the wire types of
+SPEC §2 are written down once. Every line is parsed once (``from_json`` into
+a struct of JSON texts); each field's JSON type is then read off the first
+character of its minified text, which is much cheaper than re-parsing.
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+
+from pipelines.contract import FIELDS, MAX_LATENESS_DAYS, Field, JsonType, Reason
+
+# ISO-8601 in UTC as the contract allows it: Z or +00:00, optional fraction.
+TIMESTAMP_PATTERN = r"\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|\+00:00)"
+
+# DuckDB's JSON reader accepts trailing commas and NaN/Infinity, RFC 8259 does not.
+# Lines that might contain them are re-checked strictly by a Python UDF (rare).
+LENIENT_JSON_PATTERN = r",[ \t\r\n]*[}\]]"
+STRICT_JSON_OBJECT_UDF = "revwh_strict_json_object"
+
+_SQL_TYPE = {
+    JsonType.STRING: "VARCHAR",
+    JsonType.ID: "VARCHAR",
+    JsonType.NULLABLE_ID: "VARCHAR",
+    JsonType.NUMBER: "DOUBLE",
+    JsonType.INTEGER: "BIGINT",
+    JsonType.BOOLEAN: "BOOLEAN",
+    JsonType.TIMESTAMP: "VARCHAR",
+}
+
+
+def strict_json_object(raw: str | None) -> bool:
+    """True when ``raw`` is an RFC 8259 JSON object (no NaN, no trailing commas)."""
+
+    def reject_constant(_: str) -> None:
+        raise ValueError("NaN/Infinity are not JSON")
+
+    if raw is None:
+        return False
+    try:
+        return isinstance(json.loads(raw, parse_constant=reject_constant), dict)
+    except ValueError:
+        return False
+
+
+def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
+    """Register the strict JSON check used by :func:`landing_select`."""
+    con.create_function(
+        STRICT_JSON_OBJECT_UDF, strict_json_object, ["VARCHAR"], "BOOLEAN", null_handling="special"
+    )
+
+
+def sql_type(field: Field) -> str:
+    return _SQL_TYPE[field.json_type]
+
+
+def _is_string(text: str) -> str:
+    return f"starts_with({text}, '\"')"
+
+
+def _is_integer(text: str) -> str:
+    # A JSON integer literal: no fraction, no exponent (2.0 and 1e3 are not integers).
+    return f"regexp_full_match({text}, '-?[0-9]+')"
+
+
+def _string_value(name: str, text: str) -> str:
+    # Only strings with escapes need a real JSON decode.
+    return f"CASE WHEN contains({text}, '\\') THEN j.{name}->>'$' ELSE ({text})[2:-2] END"
+
+
+def _typed(field: Field) -> tuple[str, str]:
+    """(value expression, is-valid expression) over the field's JSON text ``x_<name>``."""
+    name, x = field.name, f"x_{field.name}"
+    match field.json_type:
+        case JsonType.STRING | JsonType.TIMESTAMP:
+            return f"CASE WHEN {_is_string(x)} THEN {_string_value(name, x)} END", _is_string(x)
+        case JsonType.ID:
+            value = f"CASE WHEN {_is_string(x)} THEN {_string_value(name, x)} WHEN {_is_integer(x)} THEN {x} END"
+            return value, f"({_is_string(x)} OR {_is_integer(x)})"
+        case JsonType.NULLABLE_ID:
+            value = f"CASE WHEN {_is_string(x)} THEN {_string_value(name, x)} WHEN {_is_integer(x)} THEN {x} END"
+            return value, f"({x} IS NULL OR {x} = 'null' OR {_is_string(x)} OR {_is_integer(x)})"
+        case JsonType.NUMBER:
+            # Strings, booleans and null do not cast; NaN/Infinity never get here (malformed).
+            return f"TRY_CAST({x} AS DOUBLE)", f"TRY_CAST({x} AS DOUBLE) IS NOT NULL"
+        case JsonType.INTEGER:
+            value = f"CASE WHEN {_is_integer(x)} THEN TRY_CAST({x} AS BIGINT) END"
+            return value, f"({value}) IS NOT NULL"
+        case JsonType.BOOLEAN:
+            return f"CASE WHEN {x} IN ('true', 'false') THEN {x} = 'true' END", f"({x} IN ('true', 'false'))"
+    raise AssertionError(field)
+
+
+def landing_select(log: str, files_sql: str, arrival_date: str) -> str:
+    """The SELECT that reads every raw line of one arrival day and classifies it.
+
+    ``files_sql`` is a DuckDB list literal of file paths; ``arrival_date`` is
+    'YYYY-MM-DD'. Output: the typed fields of SPEC §2 plus event_ts,
+    event_date, arrival_date, src, raw and ``reason`` (NULL = accepted so far).
+    Blank lines are dropped here, as the contract says they are ignored.
+    """
+    fields = FIELDS[log]
+    struct = "{" + ", ".join(f'"{f.name}": "JSON"' for f in fields) + "}"
+    texts = ",\n        ".join(f"CAST(j.{f.name} AS VARCHAR) AS x_{f.name}" for f in fields)
+    typed = [(f, *_typed(f)) for f in fields]
+    values = ",\n        ".join(f"{expr} AS {f.name}" for f, expr, _ in typed)
+    checks = "\n        AND ".join(f"coalesce({ok}, false)" for _, _, ok in typed)
+    return f"""
+WITH lines AS (
+    SELECT raw, parse_filename(filename) AS src
+    FROM read_csv({files_sql}, columns = {{'raw': 'VARCHAR'}}, header = false, delim = '\x1f\x1e',
+                  quote = '', escape = '', auto_detect = false, filename = true, comment = '',
+                  strict_mode = false, null_padding = true)
+    WHERE starts_with(raw, '{{') OR trim(raw, ' ' || chr(9) || chr(13)) <> ''
+),
+parsed AS (
+    SELECT raw, src, try(from_json(raw, '{struct}')) AS j
+    FROM lines
+),
+objects AS (
+    SELECT raw, src, j,
+           j IS NOT NULL AND (starts_with(raw, '{{') OR ltrim(raw, ' ' || chr(9))[1] = '{{')
+           AND CASE WHEN contains(raw, 'NaN') OR contains(raw, 'Infinity')
+                         OR regexp_matches(raw, '{LENIENT_JSON_PATTERN}')
+                    THEN {STRICT_JSON_OBJECT_UDF}(raw) ELSE true END AS is_object
+    FROM parsed
+),
+texts AS (
+    SELECT raw, src, is_object, j,
+        {texts}
+    FROM objects
+),
+valued AS (
+    SELECT raw, src, is_object,
+        {values},
+        ({checks}) AS types_ok
+    FROM texts
+),
+timed AS (
+    SELECT *,
+        CASE WHEN regexp_full_match(event_time, '{TIMESTAMP_PATTERN}')
+             THEN TRY_CAST(CASE WHEN event_time[-1] = 'Z' THEN event_time[:-2] ELSE event_time[:-7] END
+                           AS TIMESTAMP)
+        END AS event_ts
+    FROM valued
+)
+SELECT
+    * EXCLUDE (is_object, types_ok),
+    CAST(event_ts AS DATE) AS event_date,
+    DATE '{arrival_date}' AS arrival_date,
+    CASE
+        WHEN NOT is_object THEN '{Reason.MALFORMED}'
+        WHEN NOT types_ok OR event_ts IS NULL OR length(event_id) = 0 THEN '{Reason.SCHEMA_VIOLATION}'
+        WHEN CAST(event_ts AS DATE) > DATE '{arrival_date}' THEN '{Reason.FUTURE_EVENT}'
+        WHEN DATE '{arrival_date}' - CAST(event_ts AS DATE) > {MAX_LATENESS_DAYS} THEN '{Reason.LATE_ARRIVAL}'
+    END AS reason
+FROM timed
+"""

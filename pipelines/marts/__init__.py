@@ -1,0 +1,1 @@
+"""Marts: SQL files under sql/marts run by DuckDB over one event date of facts."""

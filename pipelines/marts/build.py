@@ -1,0 +1,60 @@
+"""Build one event date of a mart from its SQL file, into the lake (atomic file replace).
+
+A mart SQL file selects from ``revenue_events`` (the facts of the date being
+built) and may use ``usd_sum(x)``: an exact DECIMAL sum returned as DOUBLE, so
+a re-run gives bit-identical numbers whatever the thread scheduling.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import duckdb
+
+from pipelines.duck import compute_connection
+from pipelines.lake import DataDir, temp_sibling
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+MARTS_SQL_DIR = SQL_DIR / "marts"
+
+USD_SUM_MACRO = "CREATE OR REPLACE MACRO usd_sum(x) AS CAST(sum(CAST(x AS DECIMAL(38, 18))) AS DOUBLE)"
+
+
+def mart_names() -> list[str]:
+    """Every mart with a SQL file, in a stable order."""
+    return sorted(p.stem for p in MARTS_SQL_DIR.glob("*.sql"))
+
+
+def mart_sql(name: str) -> str:
+    path = MARTS_SQL_DIR / f"{name}.sql"
+    if not path.exists():
+        raise FileNotFoundError(f"no SQL for mart {name!r}: {path}")
+    return path.read_text()
+
+
+def register_facts(con: duckdb.DuckDBPyConnection, data: DataDir, event_date: dt.date) -> None:
+    facts = data.facts_file(event_date)
+    if not facts.exists():
+        raise FileNotFoundError(f"facts for {event_date} not built yet: {facts}")
+    con.execute(USD_SUM_MACRO)
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW revenue_events AS SELECT * FROM read_parquet('{facts.as_posix()}')"
+    )
+
+
+def build_mart_partition(data: DataDir, name: str, event_date: dt.date) -> int:
+    """Run the mart's SQL over one event date of facts; returns the row count."""
+    out = data.mart_file(name, event_date)
+    tmp = temp_sibling(out)
+    con = compute_connection(data)
+    try:
+        register_facts(con, data, event_date)
+        sql = mart_sql(name).strip().rstrip(";")
+        con.execute(f"COPY ({sql}) TO '{tmp.as_posix()}' (FORMAT parquet)")
+        rows = con.execute(f"SELECT count(*) FROM read_parquet('{tmp.as_posix()}')").fetchone()[0]
+    finally:
+        con.close()
+    os.replace(tmp, out)
+    return int(rows)

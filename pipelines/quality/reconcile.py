@@ -1,0 +1,122 @@
+"""Reconciliation arithmetic behind the asset checks, as plain functions.
+
+Every count is taken from the files themselves (raw lines, Parquet rows),
+not from what the step said it did, so a check catches a step that lies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import polars as pl
+
+from pipelines.contract import LOGS, MAX_LATENESS_DAYS
+from pipelines.duck import sql_list
+from pipelines.lake import DataDir
+from pipelines.landing.land import landing_files_for_event_date, raw_files
+
+CENT = 0.005  # half a cent: sums that round to the same cent agree
+
+
+def count_raw_lines(data: DataDir, log: str, day: dt.date) -> int:
+    """Non-blank lines of a raw partition, counted independently of the landing SQL."""
+    files = [p for p in raw_files(data, log, day) if p.stat().st_size > 0]
+    if not files:
+        return 0
+    sql = f"""SELECT count(*) FROM read_csv({sql_list(files)}, columns = {{'raw': 'VARCHAR'}}, header = false,
+                 delim = '\x1f\x1e', quote = '', escape = '', auto_detect = false, strict_mode = false,
+                 null_padding = true)
+              WHERE raw IS NOT NULL AND trim(raw, ' ' || chr(9) || chr(13)) <> ''"""
+    with duckdb.connect() as con:
+        return int(con.execute(sql).fetchone()[0])
+
+
+def parquet_rows(files: list) -> int:
+    if not files:
+        return 0
+    return int(pl.scan_parquet(files, hive_partitioning=False).select(pl.len()).collect().item())
+
+
+def landed_row_counts(data: DataDir, log: str, day: dt.date) -> tuple[int, int]:
+    """(accepted rows in landing Parquet, rejected rows in landing quarantine) of one arrival day."""
+    accepted = parquet_rows(sorted(data.landing_partition(log, day).glob("*/*.parquet")))
+    q = data.quarantine_file("landing", log, day)
+    return accepted, parquet_rows([q] if q.exists() else [])
+
+
+def staged_balance(data: DataDir, log: str, event_date: dt.date) -> dict[str, int]:
+    """Copies of event date D in landing vs. what staged made of them."""
+    from pipelines.staged.stage import read_staged_stats
+
+    stats = read_staged_stats(data, log, event_date)
+    copies = parquet_rows(landing_files_for_event_date(data, log, event_date))
+    staged = data.staged_file(log, event_date)
+    q = data.quarantine_file("staged", log, event_date)
+    return {
+        "landed_copies": copies,
+        "accepted": parquet_rows([staged] if staged.exists() else []),
+        "quarantined": parquet_rows([q] if q.exists() else []),
+        "collapsed_duplicates": stats.collapsed if stats else 0,
+    }
+
+
+def staged_balance_problems(data: DataDir, log: str, event_date: dt.date) -> list[str]:
+    b = staged_balance(data, log, event_date)
+    total = b["accepted"] + b["quarantined"] + b["collapsed_duplicates"]
+    if b["landed_copies"] != total:
+        return [
+            f"{log} {event_date}: {b['landed_copies']} landed copies != {b['accepted']} accepted + "
+            f"{b['quarantined']} quarantined + {b['collapsed_duplicates']} collapsed"
+        ]
+    return []
+
+
+def facts_problems(data: DataDir, event_date: dt.date) -> list[str]:
+    """Facts have exactly one row per staged event of each log."""
+    facts = data.facts_file(event_date)
+    if not facts.exists():
+        return [f"facts {event_date} missing"]
+    per_log = dict(pl.scan_parquet(facts).group_by("log").len().collect().iter_rows())
+    problems = []
+    for log in LOGS:
+        staged = data.staged_file(log, event_date)
+        expected = parquet_rows([staged] if staged.exists() else [])
+        if per_log.get(log, 0) != expected:
+            problems.append(f"{event_date} {log}: {per_log.get(log, 0)} facts != {expected} staged events")
+    nulls = (
+        pl.scan_parquet(facts)
+        .select(
+            pl.col("region").is_null().sum().alias("region"),
+            pl.col("net_revenue_usd").is_null().sum().alias("net_revenue_usd"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    problems += [f"{event_date}: {n} facts without {c}" for c, n in nulls.items() if n]
+    return problems
+
+
+MEASURES = ("gross_revenue_usd", "platform_fees_usd", "creator_payouts_usd", "net_revenue_usd")
+
+
+def mart_problems(data: DataDir, mart: str, event_date: dt.date) -> list[str]:
+    """A revenue mart's measures and event_count sum to the facts' totals, to the cent."""
+    facts, mart_file = data.facts_file(event_date), data.mart_file(mart, event_date)
+    if not mart_file.exists():
+        return [f"{mart} {event_date} missing"]
+    exprs = [pl.col(m).sum() for m in MEASURES]
+    want = pl.scan_parquet(facts).select(*exprs, pl.len().alias("event_count")).collect().row(0, named=True)
+    got = pl.scan_parquet(mart_file).select(*exprs, pl.col("event_count").sum()).collect().row(0, named=True)
+    problems = [
+        f"{mart} {event_date} {m}: mart {got[m]} != facts {want[m]}"
+        for m in MEASURES
+        if abs((got[m] or 0.0) - (want[m] or 0.0)) > CENT
+    ]
+    if (got["event_count"] or 0) != want["event_count"]:
+        problems.append(f"{mart} {event_date} event_count: mart {got['event_count']} != facts {want['event_count']}")
+    return problems
+
+
+def arrival_days_for(event_date: dt.date) -> list[dt.date]:
+    return [event_date + dt.timedelta(days=i) for i in range(MAX_LATENESS_DAYS + 1)]

@@ -1,0 +1,91 @@
+"""Reference tables of a data directory (SPEC §1), loaded and checked once per step.
+
+They may differ from one data directory to another, so nothing here is
+hard-coded: every rule that needs a table reads it from the data directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.contract import REFERENCE_TABLES
+from pipelines.lake import DataDir
+
+_TYPES: dict[str, dict[str, pl.DataType]] = {
+    "countries": {"country": pl.String, "country_name": pl.String, "region": pl.String, "currency": pl.String},
+    "fx_rates": {"date": pl.Date, "currency": pl.String, "usd_per_unit": pl.Float64},
+    "store_fees": {"platform": pl.String, "fee_rate": pl.Float64},
+    "gift_catalog": {"gift_type": pl.String, "coins": pl.Int64},
+    "shop_categories": {"category": pl.String, "referral_fee_rate": pl.Float64},
+    "parameters": {"name": pl.String, "value": pl.String},
+}
+_KEYS = {
+    "countries": ["country"],
+    "fx_rates": ["date", "currency"],
+    "store_fees": ["platform"],
+    "gift_catalog": ["gift_type"],
+    "shop_categories": ["category"],
+    "parameters": ["name"],
+}
+
+
+class ReferenceError(ValueError):
+    """A reference table is missing or unusable; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    countries: pl.DataFrame
+    fx_rates: pl.DataFrame
+    store_fees: pl.DataFrame
+    gift_catalog: pl.DataFrame
+    shop_categories: pl.DataFrame
+    creator_usd_per_coin: float
+
+
+def _read(path: Path, table: str) -> pl.DataFrame:
+    if not path.exists():
+        raise ReferenceError(f"reference table missing: {path}")
+    expected = list(REFERENCE_TABLES[table])
+    try:
+        frame = pl.read_csv(path, infer_schema=False)
+    except Exception as exc:  # polars raises several error types for bad CSV
+        raise ReferenceError(f"cannot read {path}: {exc}") from exc
+    missing = [c for c in expected if c not in frame.columns]
+    if missing:
+        raise ReferenceError(f"{path}: missing column(s) {missing}; expected header {','.join(expected)}")
+    frame = frame.select(expected).with_columns(pl.col(pl.String).str.strip_chars())
+    try:
+        frame = frame.select(
+            pl.col(c).str.to_date("%Y-%m-%d") if t == pl.Date else pl.col(c).cast(t, strict=True)
+            for c, t in _TYPES[table].items()
+        )
+    except Exception as exc:
+        raise ReferenceError(f"{path}: a value does not have the expected type {_TYPES[table]}: {exc}") from exc
+    dupes = frame.filter(pl.struct(_KEYS[table]).is_duplicated())
+    if dupes.height:
+        raise ReferenceError(f"{path}: duplicate key(s) {_KEYS[table]}: {dupes.head(3).to_dicts()}")
+    return frame
+
+
+def load_reference(data: DataDir) -> Reference:
+    """Load and validate the six reference tables of ``data``."""
+    tables = {t: _read(data.reference / f"{t}.csv", t) for t in REFERENCE_TABLES}
+    params = dict(tables["parameters"].iter_rows())
+    if "creator_usd_per_coin" not in params:
+        raise ReferenceError(f"{data.reference / 'parameters.csv'}: no creator_usd_per_coin row")
+    try:
+        per_coin = float(params["creator_usd_per_coin"])
+    except ValueError as exc:
+        raise ReferenceError(f"creator_usd_per_coin is not a number: {params['creator_usd_per_coin']!r}") from exc
+    return Reference(
+        countries=tables["countries"],
+        fx_rates=tables["fx_rates"],
+        store_fees=tables["store_fees"],
+        gift_catalog=tables["gift_catalog"],
+        shop_categories=tables["shop_categories"],
+        creator_usd_per_coin=per_coin,
+    )

@@ -1,0 +1,104 @@
+"""`revwh run`: materialise every asset for a range of event dates in ONE Dagster run.
+
+The run targets the event-date range START..END; the landing assets extend it
+to the arrival days START..END+3 that those event dates depend on (SPEC §6).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from pipelines.cli import CliError
+from pipelines.contract import PARTITIONS_START
+from pipelines.lake import DataDir
+from pipelines.reference import ReferenceError, load_reference
+
+FIRST_PARTITION = dt.date.fromisoformat(PARTITIONS_START)
+
+
+def _instance() -> dg.DagsterInstance:
+    """The persistent instance of $DAGSTER_HOME when set (runs then show in `make ui`), else ephemeral."""
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        Path(home).mkdir(parents=True, exist_ok=True)
+        return dg.DagsterInstance.get()
+    return dg.DagsterInstance.ephemeral()
+
+
+def validate_range(data_dir: Path, start: dt.date, end: dt.date) -> DataDir:
+    if end < start:
+        raise CliError(f"--end {end} is before --start {start}")
+    if start < FIRST_PARTITION:
+        raise CliError(f"--start {start} is before the first daily partition {FIRST_PARTITION}")
+    data = DataDir.at(data_dir)
+    if not data.root.is_dir():
+        raise CliError(f"data directory {data_dir} does not exist (create it with `revwh generate`)")
+    try:
+        load_reference(data)
+    except ReferenceError as exc:
+        raise CliError(str(exc)) from exc
+    return data
+
+
+def run_tags(start: dt.date, end: dt.date) -> dict[str, str]:
+    return {
+        ASSET_PARTITION_RANGE_START_TAG: start.isoformat(),
+        ASSET_PARTITION_RANGE_END_TAG: end.isoformat(),
+        "revwh/source": "cli",
+    }
+
+
+def execute_range(
+    data_dir: Path, start: dt.date, end: dt.date, *, log_level: str = "INFO", instance: dg.DagsterInstance | None = None
+) -> dg.ExecuteInProcessResult:
+    """Run the pipeline job in-process for event dates start..end; returns Dagster's result."""
+    from pipelines.definitions import PIPELINE_JOB, build_definitions
+
+    data = validate_range(data_dir, start, end)
+    job = build_definitions(data.root).resolve_job_def(PIPELINE_JOB)
+    return job.execute_in_process(
+        instance=instance or _instance(),
+        tags=run_tags(start, end),
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        raise_on_error=False,
+    )
+
+
+def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
+    messages = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error is not None and error.cause is not None:  # the user's exception, not Dagster's wrapper
+                error = error.cause
+            messages.append(f"step {event.step_key} failed: {error.message.strip() if error else 'unknown error'}")
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+                key = evaluation.asset_check_key
+                messages.append(
+                    f"check {key.asset_key.to_user_string()}:{key.name} failed: "
+                    + str({k: v.value for k, v in evaluation.metadata.items()})[:800]
+                )
+    return messages
+
+
+def run_range(data_dir: Path, start: dt.date, end: dt.date, *, quiet: bool = False) -> int:
+    """CLI entry point: exit 0 when every step and blocking check passed, 1 otherwise."""
+    began = time.perf_counter()
+    print(f"revwh run: event dates {start}..{end}, arrival days {start}..{end + dt.timedelta(days=3)}", flush=True)
+    result = execute_range(data_dir, start, end, log_level="WARNING" if quiet else "INFO")
+    seconds = time.perf_counter() - began
+    if result.success:
+        print(f"revwh run: ok in {seconds:.1f}s (run {result.run_id})", flush=True)
+        return 0
+    for message in failure_messages(result) or ["the run failed (see the Dagster logs above)"]:
+        print(f"revwh run: error: {message}", file=sys.stderr)
+    return 1

@@ -1,0 +1,1 @@
+"""pandera (polars backend) models: the single source of each log's field rules."""

@@ -1,0 +1,1 @@
+"""The published DuckDB warehouse: built from the lake, swapped in atomically."""

@@ -1,0 +1,86 @@
+"""`revwh sql`: read-only SQL on the published warehouse, never in a run's way.
+
+The warehouse file is replaced atomically by each publish, so a read-only
+connection opened here sees one consistent snapshot and holds no lock the
+pipeline needs (the pipeline never opens the published file for writing).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import duckdb
+
+from pipelines.lake import DataDir
+
+
+class QueryError(Exception):
+    """The warehouse is missing or the SQL failed; the message says which."""
+
+
+def connect_read_only(data_dir: Path) -> duckdb.DuckDBPyConnection:
+    data = DataDir.at(data_dir)
+    if not data.warehouse.exists():
+        raise QueryError(f"no warehouse at {data.warehouse}: run `revwh run --data-dir {data_dir} ...` first")
+    return duckdb.connect(str(data.warehouse), read_only=True)
+
+
+def fetch(data_dir: Path, sql: str) -> tuple[list[str], list[tuple]]:
+    """Run one statement read-only; returns (column names, rows)."""
+    con = connect_read_only(data_dir)
+    try:
+        try:
+            cur = con.execute(sql)
+        except duckdb.Error as exc:
+            raise QueryError(str(exc).splitlines()[0]) from exc
+        if cur.description is None:
+            return [], []
+        return [d[0] for d in cur.description], cur.fetchall()
+    finally:
+        con.close()
+
+
+def _format_table(columns: list[str], rows: list[tuple]) -> str:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    line = " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
+    sep = "-+-".join("-" * w for w in widths)
+    body = [" | ".join(v.rjust(w) if _numeric(v) else v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join([line, sep, *body, f"({len(rows)} row{'s' if len(rows) != 1 else ''})"])
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    return str(value)
+
+
+def run_query(data_dir: Path, sql: str, fmt: str = "table") -> int:
+    """CLI entry point: print the result; errors become one line on stderr, exit 1."""
+    try:
+        columns, rows = fetch(data_dir, sql)
+    except QueryError as exc:
+        print(f"revwh sql: error: {exc}", file=sys.stderr)
+        return 1
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    elif fmt == "json":
+        print(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=1))
+    else:
+        print(_format_table(columns, rows))
+    return 0
