@@ -7,7 +7,7 @@ import os
 
 import dagster as dg
 
-from pipelines.defs.common import DAILY, DEFAULT_DATA_DIR, DataDirResource
+from pipelines.defs.common import DEFAULT_DATA_DIR, DataDirResource
 from pipelines.defs.facts import FACTS
 from pipelines.defs.landing import LANDING
 from pipelines.defs.marts import MARTS
@@ -25,7 +25,6 @@ ALL = LANDING + STAGED + FACTS + MARTS + QUALITY + WAREHOUSE
 revenue_pipeline = dg.define_asset_job(
     PIPELINE_JOB,
     selection=dg.AssetSelection.all(include_sources=False),
-    partitions_def=DAILY,
     description="Land, stage, attribute and publish every log for a range of event dates, in one run.",
     executor_def=dg.in_process_executor,
 )

@@ -7,6 +7,7 @@ import dagster as dg
 from pipelines.contract import LOGS, MAX_LATENESS_DAYS
 from pipelines.defs.common import DAILY, DataDirResource, key, partition_dates
 from pipelines.defs.schema_metadata import column_schema
+from pipelines.lake import DataDir
 from pipelines.landing.land import LandingStats, land_partition, read_manifest
 from pipelines.quality.reconcile import count_raw_lines
 
@@ -28,21 +29,21 @@ def _stats_metadata(stats: LandingStats) -> dict[str, dg.MetadataValue]:
     }
 
 
-def _arrival_days(context: dg.AssetExecutionContext) -> tuple[list[dt.date], list[dt.date]]:
-    """(days of this step's range, extra days after it that staged partitions of this run need).
+def _arrival_days(context: dg.AssetExecutionContext, data: DataDir) -> tuple[list[dt.date], list[dt.date]]:
+    """(days of this step's range, extra arrival days after it that this run's staged partitions need).
 
     A run over event dates S..E needs arrival days S..E+3. Dagster gives a run
     one partition range, so when the run also stages events, landing lands the
-    three following arrival days too and records them as materialisations.
+    following arrival days too (those whose raw folder exists) and records them
+    as materialisations of their own partitions.
     """
     days = partition_dates(context)
-    stages_too = any(k.path[0] == "staged" for k in context.selected_asset_keys) or any(
-        k.path[0] == "staged" for k in (context.run.asset_selection or [])
-    )
-    if not stages_too:
+    selected = context.run.asset_selection or set(context.job_def.asset_layer.selected_asset_keys)
+    if not any(k.path[0] == "staged" for k in selected):
         return days, []
+    log = context.asset_key.path[-1]
     extra = [days[-1] + dt.timedelta(days=i) for i in range(1, MAX_LATENESS_DAYS + 1)]
-    return days, extra
+    return days, [d for d in extra if data.raw_partition(log, d).is_dir()]
 
 
 def build_landing_asset(log: str) -> dg.AssetsDefinition:
@@ -61,7 +62,7 @@ def build_landing_asset(log: str) -> dg.AssetsDefinition:
     )
     def _landing(context: dg.AssetExecutionContext, revwh: DataDirResource) -> dg.MaterializeResult:
         data = revwh.data()
-        days, extra = _arrival_days(context)
+        days, extra = _arrival_days(context, data)
         totals = LandingStats(log=log, arrival_date=f"{key(days[0])}..{key((extra or days)[-1])}")
         for day in days + extra:
             stats = land_partition(data, log, day)

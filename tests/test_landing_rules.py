@@ -1,0 +1,192 @@
+"""SPEC §4 rules 1–4, one hand-written line per case, checked at the landing layer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import duckdb
+import pytest
+
+from pipelines.lake import DataDir
+from pipelines.landing.land import land_partition
+from tests.builders import coin_purchase, impression, order, write_raw
+
+ARRIVAL = "2025-03-05"
+DAY = dt.date(2025, 3, 5)
+T = "2025-03-05T10:00:00Z"
+
+
+def land(data: DataDir, log: str, lines: list, name: str = "part-0.jsonl"):
+    write_raw(data.root, log, ARRIVAL, lines, name)
+    return land_partition(data, log, DAY)
+
+
+def reasons(data: DataDir, log: str = "impressions") -> dict[str, str | None]:
+    q = data.quarantine_file("landing", log, DAY)
+    rows = duckdb.sql(f"SELECT coalesce(event_id, raw), reason FROM read_parquet('{q}')").fetchall()
+    return dict(rows)
+
+
+def accepted_ids(data: DataDir, log: str = "impressions") -> set[str]:
+    files = sorted(data.landing_partition(log, DAY).glob("*/*.parquet"))
+    if not files:
+        return set()
+    paths = ", ".join(f"'{f}'" for f in files)
+    return {r[0] for r in duckdb.sql(f"SELECT event_id FROM read_parquet([{paths}])").fetchall()}
+
+
+def raw_line(row: dict, **changes) -> str:
+    return json.dumps(row | changes)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"event_id":"e1","event_time":"2025-03-05T10:00:00Z"',  # truncated
+        "[1, 2]",  # an array, not an object
+        '"just a string"',
+        "null",
+        "42",
+        "not json at all",
+        raw_line(impression("e1", T))[:-1] + ",}",  # trailing comma
+        raw_line(impression("e1", T)).replace('"price": 5.0', '"price": NaN'),
+        raw_line(impression("e1", T)) + " trailing",
+    ],
+)
+def test_rule1_malformed(data_dir: DataDir, line: str) -> None:
+    stats = land(data_dir, "impressions", [line])
+    assert stats.by_reason == {"malformed": 1}
+    assert stats.accepted == 0
+
+
+def _without(row: dict, field: str) -> dict:
+    return {k: v for k, v in row.items() if k != field}
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        _without(impression("e1", T), "price"),  # missing field
+        impression("e1", T, country=None),  # null field
+        impression("e1", T, price="5.0"),  # a string where a number is expected
+        impression("e1", T, clicked=1),  # non-bool clicked
+        impression("e1", T, clicked="true"),
+        impression("", T),  # empty event_id
+        impression(7, T),  # event_id not a string
+        impression("e1", "2025-03-05T10:00:00"),  # no time zone
+        impression("e1", "2025-03-05T10:00:00+01:00"),  # not UTC
+        impression("e1", "2025-02-30T10:00:00Z"),  # no such day
+        impression("e1", "2025-03-05 10:00:00Z"),  # not ISO-8601's T
+        impression("e1", "2025-03-05T24:00:00Z"),
+        impression("e1", "yesterday"),
+        impression("e1", 1741168800),  # a number, not a string
+        impression("e1", T, ad_format=3),  # a number where a string is expected
+        impression("e1", T, price=True),
+    ],
+)
+def test_rule2_schema_violation(data_dir: DataDir, row: dict) -> None:
+    stats = land(data_dir, "impressions", [row])
+    assert stats.by_reason == {"schema_violation": 1}
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        coin_purchase("e1", T, coins=2.5),  # a fraction where an integer is expected
+        coin_purchase("e1", T, coins=70.0),  # an integer must be written as one
+        coin_purchase("e1", T, user_age="30"),
+        _without(coin_purchase("e1", T), "user_age"),
+    ],
+)
+def test_rule2_integers(data_dir: DataDir, row: dict) -> None:
+    stats = land(data_dir, "coin_purchases", [row])
+    assert stats.by_reason == {"schema_violation": 1}
+
+
+def test_rule2_affiliate_creator_id_may_be_null_or_absent(data_dir: DataDir) -> None:
+    rows = [
+        order("o-null", T, affiliate_creator_id=None),
+        _without(order("o-absent", T), "affiliate_creator_id"),
+        order("o-set", T, affiliate_creator_id="cr9", affiliate_rate=0.1),
+        order("o-bad", T, affiliate_creator_id=["cr9"]),
+        _without(order("o-no-rate", T), "affiliate_rate"),
+    ]
+    stats = land(data_dir, "orders", rows)
+    assert accepted_ids(data_dir, "orders") == {"o-null", "o-absent", "o-set"}
+    assert reasons(data_dir, "orders") == {"o-bad": "schema_violation", "o-no-rate": "schema_violation"}
+    assert stats.landed == 5
+
+
+def test_accepted_forms(data_dir: DataDir) -> None:
+    """Integer amounts, +00:00, fractions of any length, extra fields, escapes, spaces: all fine."""
+    rows = [
+        impression("int-price", T, price=5),
+        impression("plus-zero", "2025-03-05T10:00:00+00:00"),
+        impression("fraction", "2025-03-05T10:00:00.123456789Z"),
+        impression("extra", T, extra_field={"nested": [1, 2]}, another=None),
+        impression("escaped", T, user_id='u"1\\n'),
+        impression("numeric-user", T, user_id=12345),
+    ]
+    lines = [json.dumps(r) for r in rows] + [json.dumps(impression("compact", T), separators=(",", ":"))]
+    lines += ["", "   ", "\t"]  # blank lines are ignored, not counted
+    stats = land(data_dir, "impressions", lines)
+    assert stats.by_reason == {}
+    assert stats.landed == 7
+    assert accepted_ids(data_dir) == {r["event_id"] for r in rows} | {"compact"}
+
+
+def test_rule3_future_event(data_dir: DataDir) -> None:
+    stats = land(data_dir, "impressions", [impression("f1", "2025-03-06T00:00:00Z"), impression("ok", T)])
+    assert reasons(data_dir) == {"f1": "future_event"}
+    assert stats.accepted == 1
+
+
+def test_rule4_late_arrival_boundary(data_dir: DataDir) -> None:
+    rows = [
+        impression("lag3", "2025-03-02T00:00:00Z"),  # 3 days late: kept
+        impression("lag4", "2025-03-01T23:59:59.999Z"),  # 4 days late: quarantined
+    ]
+    land(data_dir, "impressions", rows)
+    assert accepted_ids(data_dir) == {"lag3"}
+    assert reasons(data_dir) == {"lag4": "late_arrival"}
+
+
+def test_rule_order_schema_before_timeliness(data_dir: DataDir) -> None:
+    """A copy that breaks several rules gets the reason of the first one."""
+    land(data_dir, "impressions", [impression("both", "2025-01-01T00:00:00Z", price="x")])
+    assert reasons(data_dir) == {"both": "schema_violation"}
+
+
+def test_gzip_and_several_files(data_dir: DataDir) -> None:
+    write_raw(data_dir.root, "impressions", ARRIVAL, [impression("gz", T)], "a.jsonl.gz")
+    write_raw(data_dir.root, "impressions", ARRIVAL, [impression("plain", T)], "b.jsonl")
+    write_raw(data_dir.root, "impressions", ARRIVAL, [], "empty.jsonl")
+    write_raw(data_dir.root, "impressions", ARRIVAL, [impression("ignored", T)], "notes.txt")
+    stats = land_partition(data_dir, "impressions", DAY)
+    assert accepted_ids(data_dir) == {"gz", "plain"}
+    assert stats.files == 3
+
+
+def test_missing_folder_is_an_empty_partition(data_dir: DataDir) -> None:
+    stats = land_partition(data_dir, "gifts", DAY)
+    assert (stats.landed, stats.accepted, stats.quarantined) == (0, 0, 0)
+    assert data_dir.quarantine_file("landing", "gifts", DAY).exists()
+
+
+def test_quarantine_keeps_the_raw_line(data_dir: DataDir) -> None:
+    line = '{"event_id": "broken", '
+    land(data_dir, "impressions", [line])
+    q = data_dir.quarantine_file("landing", "impressions", DAY)
+    row = duckdb.sql(f"SELECT log, event_id, arrival_date, reason, raw FROM read_parquet('{q}')").fetchall()[0]
+    assert row == ("impressions", None, DAY, "malformed", line)
+
+
+def test_relanding_replaces_and_skips_when_unchanged(data_dir: DataDir) -> None:
+    land(data_dir, "impressions", [impression("a", T), impression("b", T)])
+    again = land_partition(data_dir, "impressions", DAY)
+    assert again.skipped and again.accepted == 2
+    write_raw(data_dir.root, "impressions", ARRIVAL, [impression("a", T)])  # file shrank
+    third = land_partition(data_dir, "impressions", DAY)
+    assert not third.skipped
+    assert accepted_ids(data_dir) == {"a"}
