@@ -62,7 +62,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _add_sql(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sql", help="run read-only SQL on the warehouse")
-    p.add_argument("query", help="one SQL statement, e.g. \"SELECT * FROM marts.revenue_by_stream\"")
+    p.add_argument("query", help='one SQL statement, e.g. "SELECT * FROM marts.revenue_by_stream"')
     p.add_argument("--data-dir", type=Path, required=True)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.set_defaults(handler=_cmd_sql)

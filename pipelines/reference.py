@@ -15,7 +15,12 @@ from pipelines.contract import REFERENCE_TABLES
 from pipelines.lake import DataDir
 
 _TYPES: dict[str, dict[str, pl.DataType]] = {
-    "countries": {"country": pl.String, "country_name": pl.String, "region": pl.String, "currency": pl.String},
+    "countries": {
+        "country": pl.String,
+        "country_name": pl.String,
+        "region": pl.String,
+        "currency": pl.String,
+    },
     "fx_rates": {"date": pl.Date, "currency": pl.String, "usd_per_unit": pl.Float64},
     "store_fees": {"platform": pl.String, "fee_rate": pl.Float64},
     "gift_catalog": {"gift_type": pl.String, "coins": pl.Int64},

@@ -56,7 +56,12 @@ def run_tags(start: dt.date, end: dt.date) -> dict[str, str]:
 
 
 def execute_range(
-    data_dir: Path, start: dt.date, end: dt.date, *, log_level: str = "INFO", instance: dg.DagsterInstance | None = None
+    data_dir: Path,
+    start: dt.date,
+    end: dt.date,
+    *,
+    log_level: str = "INFO",
+    instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Run the pipeline job in-process for event dates start..end; returns Dagster's result."""
     from pipelines.definitions import PIPELINE_JOB, build_definitions
@@ -93,7 +98,10 @@ def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
 def run_range(data_dir: Path, start: dt.date, end: dt.date, *, quiet: bool = False) -> int:
     """CLI entry point: exit 0 when every step and blocking check passed, 1 otherwise."""
     began = time.perf_counter()
-    print(f"revwh run: event dates {start}..{end}, arrival days {start}..{end + dt.timedelta(days=3)}", flush=True)
+    print(
+        f"revwh run: event dates {start}..{end}, arrival days {start}..{end + dt.timedelta(days=3)}",
+        flush=True,
+    )
     result = execute_range(data_dir, start, end, log_level="WARNING" if quiet else "INFO")
     seconds = time.perf_counter() - began
     if result.success:

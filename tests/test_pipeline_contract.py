@@ -79,16 +79,38 @@ def build_scenario(root: Path) -> None:
     same = impression("dup-same", t(D3), price=1000)
     write_raw(root, "impressions", D3, [same, same], "a.jsonl")  # same day twice
     write_raw(
-        root, "impressions", D4, [same | {"event_time": "2025-03-03T10:00:00+00:00", "price": 1000.0}], "b.jsonl"
+        root,
+        "impressions",
+        D4,
+        [same | {"event_time": "2025-03-03T10:00:00+00:00", "price": 1000.0}],
+        "b.jsonl",
     )  # a later day, written differently but identical in value → one event worth 1.0
-    write_raw(root, "impressions", D3, [impression("dup-conflict", t(D3)), impression("dup-conflict", t(D3), price=6)], "c.jsonl")
+    write_raw(
+        root,
+        "impressions",
+        D3,
+        [impression("dup-conflict", t(D3)), impression("dup-conflict", t(D3), price=6)],
+        "c.jsonl",
+    )
     write_raw(root, "impressions", D3, [impression("dup-date", t(D3))], "d.jsonl")
     write_raw(root, "impressions", D4, [impression("dup-date", t(D4))], "e.jsonl")  # other event date: conflict
-    write_raw(root, "impressions", D3, [impression("dup-invalid", t(D3)), impression("dup-invalid", t(D3), price=-1)], "f.jsonl")
+    write_raw(
+        root,
+        "impressions",
+        D3,
+        [impression("dup-invalid", t(D3)), impression("dup-invalid", t(D3), price=-1)],
+        "f.jsonl",
+    )
     write_raw(root, "impressions", D4, [impression("same-invalid", t(D4), ad_format="banner")] * 2, "g.jsonl")
     # a copy rejected by rule 4 is not seen by rule 5: the on-time copy stands alone
     write_raw(root, "impressions", D3, [impression("late-copy", "2025-03-03T09:00:00Z", price=2000)], "h.jsonl")
-    write_raw(root, "impressions", "2025-03-07", [impression("late-copy", "2025-03-03T09:00:00Z", price=1)], "i.jsonl")
+    write_raw(
+        root,
+        "impressions",
+        "2025-03-07",
+        [impression("late-copy", "2025-03-03T09:00:00Z", price=1)],
+        "i.jsonl",
+    )
     # 3 days late is kept (arrives 2025-03-07 for 2025-03-04), 4 days late is not
     write_raw(root, "impressions", "2025-03-07", [impression("lag3", t(D4), price=3000)], "j.jsonl")
     write_raw(root, "impressions", "2025-03-08", [impression("lag4", t(D4), price=3000)], "k.jsonl")
@@ -134,9 +156,18 @@ def build_scenario(root: Path) -> None:
         root,
         "fund_payouts",
         D4,
-        [fund_payout("neg-views", t(D4), qualified_views=-1), fund_payout("no-fx-day", "2025-03-04T23:59:59Z")],
+        [
+            fund_payout("neg-views", t(D4), qualified_views=-1),
+            fund_payout("no-fx-day", "2025-03-04T23:59:59Z"),
+        ],
     )
-    write_raw(root, "impressions", D4, [impression("cpa", t(D4), pricing_model="cpa"), impression("zero-price", t(D4), price=0)], "l.jsonl")
+    write_raw(
+        root,
+        "impressions",
+        D4,
+        [impression("cpa", t(D4), pricing_model="cpa"), impression("zero-price", t(D4), price=0)],
+        "l.jsonl",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +291,9 @@ def test_quarantine_counts_per_log_and_reason(warehouse) -> None:
     _, _, con = warehouse
     rows = dict(
         ((log, reason), n)
-        for log, reason, n in con.execute("SELECT log, reason, count(*) FROM quality.quarantine GROUP BY ALL").fetchall()
+        for log, reason, n in con.execute(
+            "SELECT log, reason, count(*) FROM quality.quarantine GROUP BY ALL"
+        ).fetchall()
     )
     assert rows == {
         ("impressions", "conflicting_duplicate"): 6,  # dup-conflict, dup-date, dup-invalid: 2 copies each

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-
 import warnings
 
 import dagster as dg
-
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
-warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 from pydantic import PrivateAttr
 
 from pipelines.contract import MAX_LATENESS_DAYS, PARTITIONS_START
 from pipelines.lake import DataDir
 from pipelines.reference import Reference, load_reference
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 DAILY = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC")
 

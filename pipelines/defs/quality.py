@@ -60,7 +60,10 @@ def quarantine(context: dg.AssetExecutionContext, revwh: DataDirResource) -> dg.
             dg.AssetObservation(
                 asset_key=QUARANTINE_KEY,
                 partition=key(day),
-                metadata={"dagster/row_count": sum(counts.values()), "by_log_reason": dg.MetadataValue.json(counts)},
+                metadata={
+                    "dagster/row_count": sum(counts.values()),
+                    "by_log_reason": dg.MetadataValue.json(counts),
+                },
             )
         )
     return dg.MaterializeResult(
@@ -77,7 +80,12 @@ def quarantine(context: dg.AssetExecutionContext, revwh: DataDirResource) -> dg.
 def reasons_are_known(context: dg.AssetCheckExecutionContext, revwh: DataDirResource) -> dg.AssetCheckResult:
     known = {r.value for r in Reason}
     unknown = sorted(
-        {k for day in partition_dates(context) for k in quarantine_counts(revwh, day) if k.split("/", 1)[1] not in known}
+        {
+            k
+            for day in partition_dates(context)
+            for k in quarantine_counts(revwh, day)
+            if k.split("/", 1)[1] not in known
+        }
     )
     return dg.AssetCheckResult(passed=not unknown, metadata={"unknown": dg.MetadataValue.json(unknown)})
 

@@ -49,9 +49,7 @@ def strict_json_object(raw: str | None) -> bool:
 
 def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
     """Register the strict JSON check used by :func:`landing_select`."""
-    con.create_function(
-        STRICT_JSON_OBJECT_UDF, strict_json_object, ["VARCHAR"], "BOOLEAN", null_handling="special"
-    )
+    con.create_function(STRICT_JSON_OBJECT_UDF, strict_json_object, ["VARCHAR"], "BOOLEAN", null_handling="special")
 
 
 def sql_type(field: Field) -> str:

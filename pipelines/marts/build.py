@@ -39,9 +39,7 @@ def register_facts(con: duckdb.DuckDBPyConnection, data: DataDir, event_date: dt
     if not facts.exists():
         raise FileNotFoundError(f"facts for {event_date} not built yet: {facts}")
     con.execute(USD_SUM_MACRO)
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW revenue_events AS SELECT * FROM read_parquet('{facts.as_posix()}')"
-    )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW revenue_events AS SELECT * FROM read_parquet('{facts.as_posix()}')")
 
 
 def build_mart_partition(data: DataDir, name: str, event_date: dt.date) -> int:

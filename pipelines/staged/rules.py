@@ -40,9 +40,7 @@ def resolve_duplicates(
     if foreign_ids is not None and foreign_ids.len():
         conflict_ids = pl.concat([conflict_ids, foreign_ids.cast(pl.String)]).unique()
     in_conflict = pl.col("event_id").is_in(conflict_ids.implode())
-    conflicting = copies.filter(in_conflict).with_columns(
-        pl.lit(str(Reason.CONFLICTING_DUPLICATE)).alias("reason")
-    )
+    conflicting = copies.filter(in_conflict).with_columns(pl.lit(str(Reason.CONFLICTING_DUPLICATE)).alias("reason"))
     singles = copies.filter(~pl.col("event_id").is_duplicated())
     repeated = (
         dup_rows.filter(~in_conflict)
@@ -68,9 +66,7 @@ def value_reasons(log: str, events: pl.DataFrame, ref: Reference) -> pl.Series:
         unknown = unknown | ~pl.col("category").is_in(ref.shop_categories.get_column("category").implode())
 
     if "currency" in cols:
-        rates = ref.fx_rates.select(
-            pl.col("date").alias("event_date"), "currency", pl.lit(True).alias("_has_rate")
-        )
+        rates = ref.fx_rates.select(pl.col("date").alias("event_date"), "currency", pl.lit(True).alias("_has_rate"))
         has_rate = events.select("event_date", "currency").join(
             rates, on=["event_date", "currency"], how="left", maintain_order="left"
         )

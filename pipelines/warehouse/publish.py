@@ -17,11 +17,10 @@ import os
 from pathlib import Path
 
 import duckdb
-
-from pipelines.lake import DataDir, temp_sibling
 import polars as pl
 
 from pipelines.facts.revenue import FACT_SCHEMA
+from pipelines.lake import DataDir, temp_sibling
 from pipelines.marts.build import USD_SUM_MACRO, mart_names, mart_sql
 from pipelines.quality.quarantine import QUARANTINE_SCHEMA
 
@@ -59,9 +58,7 @@ def publish_warehouse(data: DataDir) -> Path:
         for name in mart_names():
             pattern = _glob(data.lake / "marts" / name)
             if pattern:
-                con.execute(
-                    f"CREATE TABLE marts.{name} AS SELECT * FROM read_parquet('{pattern}') ORDER BY ALL"
-                )
+                con.execute(f"CREATE TABLE marts.{name} AS SELECT * FROM read_parquet('{pattern}') ORDER BY ALL")
             else:  # no partition built yet: an empty table with the mart's columns
                 _create_empty_mart(con, name)
         con.execute(f"CREATE VIEW quality.quarantine AS {_quarantine_sql(data)}")
