@@ -6,27 +6,41 @@ import datetime as dt
 import os
 
 import dagster as dg
+from dagster_celery import celery_executor
 
+from pipelines.defs.automation import SCHEDULES, SENSORS
 from pipelines.defs.common import DEFAULT_DATA_DIR, DataDirResource
 from pipelines.defs.facts import FACTS
+from pipelines.defs.kpi_checks import KPI_CHECKS
 from pipelines.defs.landing import LANDING
 from pipelines.defs.marts import MARTS
 from pipelines.defs.quality import QUALITY
+from pipelines.defs.reports import REPORTS
 from pipelines.defs.staged import STAGED
 from pipelines.defs.warehouse import WAREHOUSE
+from pipelines.distributed import CELERY_JOB, celery_executor_config
 
 PIPELINE_JOB = "revenue_pipeline"
 
 # One freshness policy for everything analysts read: a day older than 36 hours is stale.
 MART_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=36), warn_window=dt.timedelta(hours=26))
 
-ALL = LANDING + STAGED + FACTS + MARTS + QUALITY + WAREHOUSE
+ALL = LANDING + STAGED + FACTS + MARTS + QUALITY + WAREHOUSE + KPI_CHECKS + REPORTS
 
 revenue_pipeline = dg.define_asset_job(
     PIPELINE_JOB,
     selection=dg.AssetSelection.all(include_sources=False),
     description="Land, stage, attribute and publish every log for a range of event dates, in one run.",
     executor_def=dg.in_process_executor,
+)
+
+# The same selection with every step sent to Celery workers over Redis (docs/distributed.md):
+# run it with `revwh run --executor celery` or launch it from the UI while workers are up.
+revenue_pipeline_celery = dg.define_asset_job(
+    CELERY_JOB,
+    selection=dg.AssetSelection.all(include_sources=False),
+    description="revenue_pipeline with each step executed by a Celery worker (broker: REVWH_CELERY_BROKER).",
+    executor_def=celery_executor.configured(celery_executor_config(), name="revwh_celery"),
 )
 
 
@@ -42,7 +56,9 @@ def build_definitions(data_dir: str | os.PathLike[str] | None = None) -> dg.Defi
     defs = dg.Definitions(
         assets=[d for d in ALL if not isinstance(d, dg.AssetChecksDefinition)],
         asset_checks=[d for d in ALL if isinstance(d, dg.AssetChecksDefinition)],
-        jobs=[revenue_pipeline],
+        jobs=[revenue_pipeline, revenue_pipeline_celery],
+        schedules=SCHEDULES,
+        sensors=SENSORS,
         resources={"revwh": DataDirResource(data_dir=data_dir)},
     )
     return defs.map_asset_specs(func=_with_freshness)

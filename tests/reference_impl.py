@@ -130,7 +130,7 @@ def reference_run(root: Path, start: dt.date, end: dt.date):
         fields = FIELDS[log]
         copies: dict[str, list] = defaultdict(list)
         for arrival in arrivals:
-            for name, raw in _lines(root / "raw" / log / f"dt={arrival}"):
+            for _name, raw in _lines(root / "raw" / log / f"dt={arrival}"):
                 try:
                     obj = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
                 except ValueError:

@@ -25,6 +25,7 @@ def _stats_metadata(stats: LandingStats) -> dict[str, dg.MetadataValue]:
         "quarantined_copies": dg.MetadataValue.int(stats.quarantined),
         "quarantine_by_reason": dg.MetadataValue.json(stats.by_reason),
         "raw_files": dg.MetadataValue.int(stats.files),
+        "dagster/row_count": dg.MetadataValue.int(stats.accepted),  # rows in the landed Parquet
         "skipped_unchanged": dg.MetadataValue.bool(stats.skipped),
     }
 

@@ -4,6 +4,7 @@ import dagster as dg
 
 from pipelines.defs.common import DAILY, DataDirResource, key, partition_dates
 from pipelines.defs.facts import FACTS_KEY
+from pipelines.defs.schema_metadata import mart_schema
 from pipelines.marts.build import MARTS_SQL_DIR, build_mart_partition, mart_names, mart_sql
 from pipelines.quality.reconcile import mart_problems
 
@@ -29,7 +30,10 @@ def build_mart_asset(name: str) -> list:
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[FACTS_KEY],
         description=_describe(name),
-        metadata={"sql_file": dg.MetadataValue.path(str(MARTS_SQL_DIR / f"{name}.sql"))},
+        metadata={
+            "sql_file": dg.MetadataValue.path(str(MARTS_SQL_DIR / f"{name}.sql")),
+            **({"dagster/column_schema": schema} if (schema := mart_schema(name)) else {}),
+        },
     )
     def _mart(context: dg.AssetExecutionContext, revwh: DataDirResource) -> dg.MaterializeResult:
         data = revwh.data()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dagster as dg
+import duckdb
+import polars as pl
 
 from pipelines.facts.revenue import FACT_SCHEMA
+from pipelines.marts.build import USD_SUM_MACRO, mart_sql
 from pipelines.schemas.events import MODELS
 
 
@@ -31,3 +34,25 @@ def column_schema(log: str, lineage: bool = False) -> dg.TableSchema:
 
 def facts_schema() -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name, str(t)) for name, t in FACT_SCHEMA.items()])
+
+
+def mart_schema(name: str) -> dg.TableSchema | None:
+    """The columns a mart's SQL produces, found by running it over an empty facts table.
+
+    Marts are plain SQL files, so their columns are not declared anywhere else;
+    asking DuckDB keeps the UI's column list in step with the SQL. Returns None
+    (no schema shown) rather than breaking the code location if the SQL cannot
+    be described without data.
+    """
+    empty_facts = pl.DataFrame(schema=FACT_SCHEMA)
+    con = duckdb.connect()
+    try:
+        con.register("revenue_events", empty_facts)
+        con.execute(USD_SUM_MACRO)
+        sql = mart_sql(name).strip().rstrip(";")
+        rows = con.execute(f"DESCRIBE SELECT * FROM ({sql})").fetchall()
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    return dg.TableSchema(columns=[dg.TableColumn(row[0], str(row[1])) for row in rows])

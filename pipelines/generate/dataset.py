@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import io
 import os
 import time
 from collections.abc import Iterator
@@ -22,18 +21,25 @@ import numpy as np
 import polars as pl
 
 from pipelines.contract import LOGS, PARTITIONS_START
-from pipelines.generate.dirt import CODE, DEFAULT_DIRT_RATE, DIRT_KINDS, ROW_KINDS, DirtPlan
-from pipelines.generate.dirt import apply_text_dirt, apply_value_dirt
+from pipelines.generate.dirt import (
+    CODE,
+    DEFAULT_DIRT_RATE,
+    DIRT_KINDS,
+    ROW_KINDS,
+    DirtPlan,
+    apply_text_dirt,
+    apply_value_dirt,
+)
 from pipelines.generate.encode import Lookups, build_lookups, encode
 from pipelines.generate.events import GENERATORS, Context
 from pipelines.generate.population import build_population
 from pipelines.generate.reference import write_reference
 from pipelines.generate.rng import rng_for
 from pipelines.generate.timing import EPOCH, daily_counts, epoch_day
-from pipelines.generate.writer import RawWriter, clear_raw
+from pipelines.generate.writer import RawWriter, clear_raw, text_of
 
 DEFAULT_LATE_RATE = 0.03
-DEFAULT_CHUNK_SIZE = 250_000
+DEFAULT_CHUNK_SIZE = 100_000
 ID_PREFIX = {"impressions": "imp", "coin_purchases": "cp", "gifts": "gift", "orders": "ord", "fund_payouts": "fund"}
 
 
@@ -64,7 +70,7 @@ class GenerateStats:
         dirty = sum(self.dirt.values())
         return (
             f"generated {self.total_events:,} events ({self.total_lines:,} lines, {dirty:,} dirty, "
-            f"{self.files} files, {self.bytes / 1e6:,.1f} MB) in {self.seconds:.2f} s "
+            f"{self.files} files, {self.bytes / 1e6:,.1f} MB of NDJSON) in {self.seconds:.2f} s "
             f"= {self.events_per_second:,.0f} events/s into {data_dir}"
         )
 
@@ -73,7 +79,7 @@ class GenerateStats:
 class _Chunk:
     log: str
     producer: int  # day index of the event date the chunk was generated for
-    parts: list[tuple[int, bytes]]  # (arrival epoch day, NDJSON bytes)
+    parts: list[tuple[int, memoryview]]  # (arrival epoch day, NDJSON text)
     events: int
     lines: int
     dirt: dict[str, int]
@@ -103,16 +109,13 @@ class _Producer:
         dirt = {k: int(np.count_nonzero(kind == CODE[k])) for k in ROW_KINDS} | {"blank_line": int(blank.sum())}
         cols, kind = apply_value_dirt(task.log, cols, kind, rng, self.ctx, self.lk)
         day8 = (EPOCH + dt.timedelta(days=day)).strftime("%Y%m%d")
-        lines = encode(task.log, cols, self.lk, f"{ID_PREFIX[task.log]}-{day8}-", day8)
+        lines = encode(task.log, cols, self.lk, f"{ID_PREFIX[task.log]}-{day8}-", day8, touched=kind != 0)
         lines, arrival = apply_text_dirt(task.log, lines, cols, kind, blank, rng)
-        frame = pl.DataFrame({"line": lines, "arr": arrival})
-        parts = []
-        for arr in np.unique(arrival):
-            buf = io.BytesIO()
-            frame.filter(pl.col("arr") == int(arr)).select("line").write_csv(
-                buf, include_header=False, quote_style="never"
-            )
-            parts.append((int(arr), buf.getvalue()))
+        days = np.unique(arrival)
+        if len(days) == 1:
+            parts = [(int(days[0]), text_of(lines))]
+        else:
+            parts = [(int(a), text_of(lines.filter(pl.Series(arrival == a)))) for a in days]
         return _Chunk(task.log, task.day_index, parts, n_events, len(lines) + dirt["blank_line"], dirt)
 
 

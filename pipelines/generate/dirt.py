@@ -40,7 +40,7 @@ _NOT_APPLICABLE = {
     "missing_fx_rate": {"gifts"},  # gifts carry coins, not money
     "underage": {"impressions", "orders", "fund_payouts"},  # minors may watch ads and shop
 }
-NON_OBJECT_LINES = ('[1,2]', '"x"', "42", "null", "not json", '[{"event_id":"x"}]')
+NON_OBJECT_LINES = ("[1,2]", '"x"', "42", "null", "not json", '[{"event_id":"x"}]')
 
 
 def applies(kind: str, log: str) -> bool:
@@ -67,7 +67,10 @@ class DirtPlan:
         for log in FIELDS:
             total = sum(plan.rate(k, log) for k in ROW_KINDS)
             if total > 1.0:
-                raise ValueError(f"dirt rates of {log} add up to {total:.3f}, more than 1")
+                raise ValueError(
+                    f"dirt rates of {log} add up to {total:.3f}, more than 1: each kind takes its own "
+                    "share of the events, so lower --dirt-rate or the --dirt overrides"
+                )
         return plan
 
     def rate(self, kind: str, log: str) -> float:
@@ -171,7 +174,7 @@ def apply_value_dirt(
     log: str, cols: Columns, kind: np.ndarray, rng: np.random.Generator, ctx: Context, lk: Lookups
 ) -> tuple[Columns, np.ndarray]:
     """Spoil values in place; returns columns with conflicting copies appended, and the
-    per-row kind extended with 0 for those copies."""
+    per-row kind extended for those copies (they count once, as their original)."""
     if not kind.any():
         return cols, kind
     rows = {k: np.flatnonzero(kind == CODE[k]) for k in ROW_KINDS}
@@ -197,7 +200,7 @@ def apply_value_dirt(
     if len(idx):
         copy = _conflict_copy(log, cols, idx, rng, ctx)
         cols = {name: np.concatenate([values, copy[name]]) for name, values in cols.items()}
-        kind = np.concatenate([kind, np.zeros(len(idx), dtype=np.uint8)])
+        kind = np.concatenate([kind, np.full(len(idx), CODE["conflicting_duplicate"], dtype=np.uint8)])
     return cols, kind
 
 
@@ -249,12 +252,13 @@ def _schema_break(log: str, lines: pl.Series, rng: np.random.Generator) -> pl.Se
 def _malform(lines: pl.Series, rng: np.random.Generator) -> pl.Series:
     """Truncated objects (a writer crashed mid-line) and lines that are JSON but no object."""
     n = len(lines)
-    length = lines.str.len_bytes().to_numpy().astype(np.int64)
-    cut = 2 + (rng.random(n) * np.maximum(length - 3, 1)).astype(np.int64)
+    length = lines.str.len_bytes().to_numpy().astype(np.int64) - 1  # without the newline
+    cut = 2 + (rng.random(n) * np.maximum(length - 3, 1)).astype(np.int64)  # a proper prefix
     junk = pl.Series(NON_OBJECT_LINES)[rng.integers(0, len(NON_OBJECT_LINES), n)]
     frame = pl.DataFrame({"line": lines, "cut": cut, "junk": junk, "trunc": rng.random(n) < 0.7})
     truncated = pl.col("line").str.slice(0, pl.col("cut"))
-    return frame.select(pl.when(pl.col("trunc")).then(truncated).otherwise(pl.col("junk"))).to_series()
+    spoiled = pl.when(pl.col("trunc")).then(truncated).otherwise(pl.col("junk"))
+    return frame.select(pl.concat_str([spoiled, pl.lit("\n")])).to_series()
 
 
 def apply_text_dirt(
@@ -268,14 +272,12 @@ def apply_text_dirt(
         idx = np.flatnonzero(kind == CODE[k])
         if len(idx):
             lines = lines.scatter(idx, spoil(lines.gather(idx), rng))
-    if len(blank) < len(lines):
-        blank = np.concatenate([blank, np.zeros(len(lines) - len(blank), dtype=bool)])
-    idx = np.flatnonzero(blank)
-    if len(idx):  # blank lines are ignored by the spec; producers do write them
-        lines = lines.scatter(idx, lines.gather(idx) + "\n")
     idx = np.flatnonzero(kind == CODE["duplicate"])
     if len(idx):  # one or two byte-identical copies, each arriving within the window
         idx = np.concatenate([idx, idx[rng.random(len(idx)) < 0.2]])
         lines = pl.concat([lines, lines.gather(idx)])
         arr = np.concatenate([arr, _window_arrival(rng, cols, idx)])
+    idx = np.flatnonzero(blank)
+    if len(idx):  # blank lines are ignored by the spec; producers do write them
+        lines = lines.scatter(idx, lines.gather(idx) + "\n")
     return lines, arr

@@ -10,13 +10,13 @@ numbers (shortest round-trip form), booleans as true/false.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
 from pipelines.contract import AD_FORMATS, CHANNELS, FIELDS, ORDER_EVENT_TYPES, PRICING_MODELS
-from pipelines.generate.population import Population
+from pipelines.generate.population import Population, make_ids
 from pipelines.generate.reference import Reference
 from pipelines.generate.timing import DAY_MS, EPOCH
 
@@ -46,7 +46,10 @@ class Lookups:
     hhmm: pl.Series  # "HH:MM", by minute of day
     secs: pl.Series  # ":SS.mmm" by ms of minute, then ":SS" by second (no fraction)
     tz: pl.Series  # "Z", "+00:00"
+    units: pl.Series  # "000".."999": the last three digits of a counter
+    thousands: pl.Series  # "000000".."999999": the first six
     tables: dict[str, pl.Series]  # per field name: valid values, then the bad one (if any)
+    segments: dict[str, pl.Series] = field(default_factory=dict)  # see SEGMENTS
 
     def bad(self, name: str) -> int:
         """Index of the out-of-contract value of a lookup field."""
@@ -75,15 +78,23 @@ def build_lookups(ref: Reference, pop: Population, first_day: int, last_day: int
         "campaign": pop.campaign_ids,
         "seller": pop.seller_ids,
     }
-    return Lookups(date_base, _series(dates), _series(hhmm), _series(secs), _series(["Z", "+00:00"]), tables)
+    units = make_ids("", 1000, 3)
+    thousands = make_ids("", 1_000_000, 6)
+    tz = _series(["Z", "+00:00"])
+    lk = Lookups(date_base, _series(dates), _series(hhmm), _series(secs), tz, units, thousands, tables)
+    add_segments(lk, pop)
+    return lk
 
 
-def time_indices(cols: dict[str, np.ndarray], lk: Lookups) -> dict[str, np.ndarray]:
-    """Split event times into lookup indices: date, minute of day, second (+ms), zone."""
+def lookup_indices(cols: dict[str, np.ndarray], lk: Lookups) -> dict[str, np.ndarray]:
+    """Split counters and event times into lookup indices (gathers beat number formatting)."""
     t = cols["t_ms"]
     tod = t % DAY_MS
     ms_of_min = tod % 60_000
+    ctr = cols["ctr"]
     return {
+        "_k": (ctr // 1000).astype(np.uint32),
+        "_u": (ctr % 1000).astype(np.uint32),
         "_d": (t // DAY_MS - lk.date_base).astype(np.uint32),
         "_hm": (tod // 60_000).astype(np.uint32),
         "_s": np.where(cols["frac"], ms_of_min, 60_000 + ms_of_min // 1000).astype(np.uint32),
@@ -104,7 +115,7 @@ def _bool(col: str) -> pl.Expr:
 
 def _value_exprs(log: str, lk: Lookups, id_prefix: str, day8: str) -> dict[str, tuple[bool, pl.Expr]]:
     """field -> (is_json_string, text expression) for one log."""
-    event_id = [pl.lit(id_prefix), (pl.col("ctr") + 1_000_000_000).cast(pl.Utf8).str.slice(1)]
+    event_id = [pl.lit(id_prefix), pl.lit(lk.thousands).gather(pl.col("_k")), pl.lit(lk.units).gather(pl.col("_u"))]
     if log == "orders":
         event_id.append(pl.when(pl.col("refund")).then(pl.lit("-r")).otherwise(pl.lit("")))
     event_time = pl.concat_str(
@@ -153,10 +164,14 @@ def _value_exprs(log: str, lk: Lookups, id_prefix: str, day8: str) -> dict[str, 
             "coins": (False, _num("coins")),
         }
     elif log == "orders":
-        order_id = pl.concat_str([pl.lit(f"o-{day8}-"), (pl.col("ctr") + 1_000_000_000).cast(pl.Utf8).str.slice(1)])
+        order_id = pl.concat_str([pl.lit(f"o-{day8}-"), *event_id[1:3]])
         affiliate = (
             pl.when(pl.col("affiliate") >= 0)
-            .then(pl.concat_str([pl.lit('"'), pl.lit(lk.tables["creator"]).gather(pl.col("affiliate").clip(0)), pl.lit('"')]))
+            .then(
+                pl.concat_str(
+                    [pl.lit('"'), pl.lit(lk.tables["creator"]).gather(pl.col("affiliate").clip(0)), pl.lit('"')]
+                )
+            )
             .otherwise(pl.lit("null"))
         )
         s |= {
@@ -183,33 +198,101 @@ def _value_exprs(log: str, lk: Lookups, id_prefix: str, day8: str) -> dict[str, 
     return s
 
 
-def line_expr(log: str, lk: Lookups, id_prefix: str, day8: str) -> pl.Expr:
-    """One concat_str for a whole line, literal runs merged, fields in contract order."""
-    values = _value_exprs(log, lk, id_prefix, day8)
+# Impressions carry seven fields that follow from the campaign alone: render that run of
+# text once per campaign and gather it, unless dirt touched the row (then render it field
+# by field with the same expressions, so both paths give the same bytes).
+SEGMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "impressions": (
+        "campaign",
+        ("country", "ad_format", "advertiser_id", "campaign_id", "pricing_model", "price", "currency"),
+    ),
+}
+
+
+def _render(log: str, names: tuple[str, ...], values: dict[str, tuple[bool, pl.Expr]]) -> list[str | pl.Expr]:
+    """Parts of `"name":value` pairs, each with its leading "{" (first field) or ","."""
+    first = FIELDS[log][0].name
     parts: list[str | pl.Expr] = []
-    for i, f in enumerate(FIELDS[log]):
-        quoted, expr = values[f.name]
-        parts.append(("{" if i == 0 else ",") + f'"{f.name}":' + ('"' if quoted else ""))
+    for name in names:
+        quoted, expr = values[name]
+        parts.append(("{" if name == first else ",") + f'"{name}":' + ('"' if quoted else ""))
         parts.append(expr)
         if quoted:
             parts.append('"')
-    parts.append("}")
+    return parts
+
+
+def _concat(parts: list[str | pl.Expr]) -> pl.Expr:
+    """concat_str with adjacent literals merged into one."""
     merged: list[pl.Expr] = []
     text = ""
     for p in parts:
         if isinstance(p, str):
             text += p
-        else:
-            if text:
-                merged.append(pl.lit(text))
-                text = ""
-            merged.append(p)
+            continue
+        if text:
+            merged.append(pl.lit(text))
+            text = ""
+        merged.append(p)
     if text:
         merged.append(pl.lit(text))
-    return pl.concat_str(merged).alias("line")
+    return pl.concat_str(merged)
 
 
-def encode(log: str, cols: dict[str, np.ndarray], lk: Lookups, id_prefix: str, day8: str) -> pl.Series:
-    """Lines for every row of `cols`, in row order."""
-    frame = pl.DataFrame({**cols, **time_indices(cols, lk)})
-    return frame.select(line_expr(log, lk, id_prefix, day8)).to_series()
+def line_expr(log: str, lk: Lookups, id_prefix: str, day8: str, segment: pl.Series | None = None) -> pl.Expr:
+    """One concat_str for a whole line, fields in contract order, ending in a newline."""
+    values = _value_exprs(log, lk, id_prefix, day8)
+    names = tuple(f.name for f in FIELDS[log])
+    if segment is None or log not in SEGMENTS:
+        return _concat([*_render(log, names, values), "}\n"]).alias("line")
+    inner = SEGMENTS[log][1]
+    i, j = names.index(inner[0]), names.index(inner[-1]) + 1
+    parts = [*_render(log, names[:i], values), pl.lit(segment).gather(pl.col("_seg"))]
+    return _concat([*parts, *_render(log, names[j:], values), "}\n"]).alias("line")
+
+
+def add_segments(lk: Lookups, pop: Population) -> None:
+    """Pre-render the campaign-determined part of impression lines, once per run."""
+    cmp = pl.DataFrame(
+        {
+            "country": pop.campaign_country,
+            "ad_format": pop.campaign_format,
+            "advertiser": pop.campaign_advertiser,
+            "campaign": np.arange(len(pop.campaign_country), dtype=np.uint32),
+            "pricing_model": pop.campaign_cpc.astype(np.uint32),
+            "price": pop.campaign_price,
+            "currency": pop.country_cur[pop.campaign_country],
+        }
+    )
+    values = _value_exprs("impressions", lk, "", "")
+    lk.segments["impressions"] = cmp.select(
+        _concat(_render("impressions", SEGMENTS["impressions"][1], values))
+    ).to_series()
+
+
+def encode(
+    log: str,
+    cols: dict[str, np.ndarray],
+    lk: Lookups,
+    id_prefix: str,
+    day8: str,
+    touched: np.ndarray | None = None,
+) -> pl.Series:
+    """Lines for every row of `cols`, in row order, each ending in a newline: the string
+    data of the series is then the file content, with no join or copy to make it.
+    `touched` marks rows whose values dirt may have changed (never use pre-rendered text)."""
+    frame = pl.DataFrame({**cols, **lookup_indices(cols, lk)})
+    if log not in SEGMENTS or log not in lk.segments:
+        return frame.select(line_expr(log, lk, id_prefix, day8)).to_series()
+    key, inner = SEGMENTS[log]
+    table = lk.segments[log]
+    seg = cols[key].astype(np.uint32)
+    rows = np.flatnonzero(touched) if touched is not None else np.zeros(0, dtype=np.int64)
+    if len(rows):
+        values = _value_exprs(log, lk, id_prefix, day8)
+        extra = frame[rows].select(_concat(_render(log, inner, values))).to_series()
+        seg = seg.copy()
+        seg[rows] = len(table) + np.arange(len(rows), dtype=np.uint32)
+        table = pl.concat([table, extra])
+    frame = frame.with_columns(_seg=pl.Series(seg))
+    return frame.select(line_expr(log, lk, id_prefix, day8, table)).to_series()

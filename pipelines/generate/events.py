@@ -49,7 +49,7 @@ class Context:
         """The eligible creators active on `day`: one payout each, whatever the chunking."""
         rng = rng_for(self.seed, "fund", day)
         eligible = self.pop.fund_creators
-        active = int(round(len(eligible) * mk.FUND_ACTIVE_SHARE * rng.uniform(0.9, 1.1)))
+        active = round(len(eligible) * mk.FUND_ACTIVE_SHARE * float(rng.uniform(0.9, 1.1)))
         return np.sort(rng.permutation(eligible)[: max(1, min(active, len(eligible)))])
 
 
@@ -72,9 +72,7 @@ def _common(ctx: Context, rng: np.random.Generator, ctr0: int, t_ms: np.ndarray)
 def _user_in(pop: Population, rng: np.random.Generator, country: np.ndarray, adults_only: bool) -> np.ndarray:
     """A user of each country; u**1.5 makes some users far more active than others."""
     span = pop.user_adults[country] if adults_only else pop.user_count[country]
-    return (pop.user_start[country] + (rng.random(len(country)) ** 1.5 * span).astype(np.int64)).astype(
-        np.uint32
-    )
+    return (pop.user_start[country] + (rng.random(len(country)) ** 1.5 * span).astype(np.int64)).astype(np.uint32)
 
 
 def impressions(ctx: Context, rng: np.random.Generator, day: int, ctr0: int, n: int) -> Columns:

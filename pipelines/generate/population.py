@@ -36,7 +36,7 @@ def _split(total: int, weights: np.ndarray, minimum: int) -> np.ndarray:
 def local_price(usd: np.ndarray, usd_per_unit: np.ndarray, decimals: np.ndarray) -> np.ndarray:
     """USD amounts in local currency, rounded to the currency's minor unit, never 0."""
     local = usd / usd_per_unit
-    scale = 10.0 ** decimals
+    scale = 10.0**decimals
     return np.maximum(np.round(local * scale), 1.0) / scale
 
 
@@ -124,16 +124,14 @@ def build_population(ref: Reference, events_per_day: int, seed: int) -> Populati
     # Creators: Zipf popularity on a random ranking; the most followed can join the fund.
     n_creators = _clamp(events_per_day // 100, 100, 200_000)
     rank = rng.permutation(n_creators) + 1
-    popularity = 1.0 / rank ** mk.CREATOR_ZIPF_EXPONENT
+    popularity = 1.0 / rank**mk.CREATOR_ZIPF_EXPONENT
     fund_creators = np.flatnonzero(rank <= max(1, int(n_creators * mk.FUND_ELIGIBLE_SHARE)))
     creator_country = Sampler(traffic).draw(rng, n_creators)
 
     # Campaigns: one per market first so every market sells ads, then by ad spend.
     n_adv = _clamp(events_per_day // 4_000, 10, 5_000)
     n_cmp = _clamp(events_per_day // 1_000, 3 * n_c, 20_000)
-    cmp_country = np.concatenate(
-        [np.arange(n_c, dtype=np.uint32), Sampler(traffic * ad_index).draw(rng, n_cmp - n_c)]
-    )
+    cmp_country = np.concatenate([np.arange(n_c, dtype=np.uint32), Sampler(traffic * ad_index).draw(rng, n_cmp - n_c)])
     cmp_format = Sampler([mk.AD_FORMAT_MIX[f] for f in AD_FORMATS]).draw(rng, n_cmp)
     cmp_cpc = (cmp_format == AD_FORMATS.index("in_feed")) & (rng.random(n_cmp) < mk.IN_FEED_CPC_SHARE)
     cpm_usd = np.array([mk.CPM_USD[f] for f in AD_FORMATS])[cmp_format]

@@ -59,9 +59,7 @@ def load_reference(ref_dir: Path) -> Reference:
         platforms=tuple(r["platform"] for r in _read_csv(ref_dir / "store_fees.csv", "store_fees")),
         gift_types=tuple(r["gift_type"] for r in gifts),
         gift_coins=tuple(int(r["coins"]) for r in gifts),
-        categories=tuple(
-            r["category"] for r in _read_csv(ref_dir / "shop_categories.csv", "shop_categories")
-        ),
+        categories=tuple(r["category"] for r in _read_csv(ref_dir / "shop_categories.csv", "shop_categories")),
     )
 
 
