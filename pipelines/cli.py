@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipelines.errors import CliError
 
-class CliError(Exception):
-    """A problem with the user's input: printed as one line, exit code 2."""
+__all__ = ["CliError", "build_parser", "main"]
 
 
 def parse_date(text: str) -> dt.date:
@@ -45,33 +45,47 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def data_location(text: str) -> Path | str:
+    """argparse type for --data-dir: a path, or a URL kept as text (Path would fold "s3://b" into "s3:/b")."""
+    return text if "://" in text else Path(text)
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="materialise every asset for event dates START..END through Dagster")
-    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument(
+        "--data-dir", type=data_location, required=True, help="a path, file:// or fsspec URL (e.g. s3://bucket/p)"
+    )
     p.add_argument("--start", type=parse_date, required=True, help="first event date, YYYY-MM-DD")
     p.add_argument("--end", type=parse_date, required=True, help="last event date, YYYY-MM-DD (inclusive)")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
+    p.add_argument(
+        "--executor",
+        choices=("in_process", "celery"),
+        default="in_process",
+        help="celery: run each step on Celery workers (REVWH_CELERY_BROKER, needs DAGSTER_HOME)",
+    )
     p.set_defaults(handler=_cmd_run)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipelines.runner import run_range
 
-    return run_range(args.data_dir, args.start, args.end, quiet=args.quiet)
+    return run_range(args.data_dir, args.start, args.end, quiet=args.quiet, executor=args.executor)
 
 
 def _add_sql(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sql", help="run read-only SQL on the warehouse")
     p.add_argument("query", help='one SQL statement, e.g. "SELECT * FROM marts.revenue_by_stream"')
-    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--data-dir", type=data_location, required=True, help="a path, file:// or fsspec URL")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.set_defaults(handler=_cmd_sql)
 
 
 def _cmd_sql(args: argparse.Namespace) -> int:
+    from pipelines.storage import local_for_reading
     from pipelines.warehouse.query import run_query
 
-    return run_query(args.data_dir, args.query, args.format)
+    return run_query(local_for_reading(args.data_dir), args.query, args.format)
 
 
 def build_parser() -> argparse.ArgumentParser:

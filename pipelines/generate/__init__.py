@@ -6,8 +6,14 @@ events per log), dirt (SPEC §4 dirt), encode (NDJSON text), writer (partition f
 dataset (orchestration), cli (argparse).
 """
 
-from pipelines.generate.dataset import DEFAULT_CHUNK_SIZE, DEFAULT_LATE_RATE, GenerateStats, generate_dataset
-from pipelines.generate.dirt import DEFAULT_DIRT_RATE, DIRT_KINDS
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pipelines.generate.options import DEFAULT_CHUNK_SIZE, DEFAULT_DIRT_RATE, DEFAULT_LATE_RATE, DIRT_KINDS
+
+if TYPE_CHECKING:
+    from pipelines.generate.dataset import GenerateStats, generate_dataset
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -17,3 +23,12 @@ __all__ = [
     "GenerateStats",
     "generate_dataset",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the heavy part (numpy, polars) on first use, not when `revwh` parses arguments."""
+    if name in ("generate_dataset", "GenerateStats"):
+        from pipelines.generate import dataset
+
+        return getattr(dataset, name)
+    raise AttributeError(name)

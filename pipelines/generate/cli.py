@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 from pipelines.cli import CliError, non_negative_int, parse_date, positive_int
-from pipelines.generate.dataset import DEFAULT_CHUNK_SIZE, DEFAULT_LATE_RATE, generate_dataset
-from pipelines.generate.dirt import DEFAULT_DIRT_RATE, DIRT_KINDS
+from pipelines.generate.options import DEFAULT_CHUNK_SIZE, DEFAULT_DIRT_RATE, DEFAULT_LATE_RATE, DIRT_KINDS
 
 
 def rate(text: str) -> float:
@@ -68,6 +67,8 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
+    from pipelines.generate.dataset import generate_dataset  # numpy/polars only when generating
+
     try:
         stats = generate_dataset(
             args.data_dir,

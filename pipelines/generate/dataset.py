@@ -21,25 +21,23 @@ import numpy as np
 import polars as pl
 
 from pipelines.contract import LOGS, PARTITIONS_START
-from pipelines.generate.dirt import (
-    CODE,
-    DEFAULT_DIRT_RATE,
-    DIRT_KINDS,
-    ROW_KINDS,
-    DirtPlan,
-    apply_text_dirt,
-    apply_value_dirt,
-)
+from pipelines.generate.dirt import CODE, DirtPlan, apply_text_dirt, apply_value_dirt
 from pipelines.generate.encode import Lookups, build_lookups, encode
 from pipelines.generate.events import GENERATORS, Context
+from pipelines.generate.options import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_DIRT_RATE,
+    DEFAULT_LATE_RATE,
+    DIRT_KINDS,
+    MAX_EVENTS_PER_DAY,
+    ROW_KINDS,
+)
 from pipelines.generate.population import build_population
 from pipelines.generate.reference import write_reference
 from pipelines.generate.rng import rng_for
 from pipelines.generate.timing import EPOCH, daily_counts, epoch_day
-from pipelines.generate.writer import RawWriter, clear_raw, text_of
+from pipelines.generate.writer import RawWriter, clear_raw, deflate, text_of
 
-DEFAULT_LATE_RATE = 0.03
-DEFAULT_CHUNK_SIZE = 100_000
 ID_PREFIX = {"impressions": "imp", "coin_purchases": "cp", "gifts": "gift", "orders": "ord", "fund_payouts": "fund"}
 
 
@@ -79,7 +77,7 @@ class GenerateStats:
 class _Chunk:
     log: str
     producer: int  # day index of the event date the chunk was generated for
-    parts: list[tuple[int, memoryview]]  # (arrival epoch day, NDJSON text)
+    parts: list[tuple[int, memoryview, bytes | None]]  # (arrival epoch day, NDJSON text, deflated)
     events: int
     lines: int
     dirt: dict[str, int]
@@ -97,8 +95,8 @@ class _Task:
 class _Producer:
     """Builds one chunk: clean events, dirt, lines, split by arrival day."""
 
-    def __init__(self, ctx: Context, lk: Lookups, plan: DirtPlan, start_day: int) -> None:
-        self.ctx, self.lk, self.plan, self.start_day = ctx, lk, plan, start_day
+    def __init__(self, ctx: Context, lk: Lookups, plan: DirtPlan, start_day: int, compress: bool) -> None:
+        self.ctx, self.lk, self.plan, self.start_day, self.compress = ctx, lk, plan, start_day, compress
 
     def __call__(self, task: _Task) -> _Chunk:
         day = self.start_day + task.day_index
@@ -113,9 +111,10 @@ class _Producer:
         lines, arrival = apply_text_dirt(task.log, lines, cols, kind, blank, rng)
         days = np.unique(arrival)
         if len(days) == 1:
-            parts = [(int(days[0]), text_of(lines))]
+            texts = [(int(days[0]), text_of(lines))]
         else:
-            parts = [(int(a), text_of(lines.filter(pl.Series(arrival == a)))) for a in days]
+            texts = [(int(a), text_of(lines.filter(pl.Series(arrival == a)))) for a in days]
+        parts = [(a, text, deflate(text) if self.compress else None) for a, text in texts]
         return _Chunk(task.log, task.day_index, parts, n_events, len(lines) + dirt["blank_line"], dirt)
 
 
@@ -163,6 +162,8 @@ def generate_dataset(
     """
     if days <= 0 or events_per_day <= 0 or chunk_size <= 0:
         raise ValueError("days, events_per_day and chunk_size must be greater than 0")
+    if events_per_day > MAX_EVENTS_PER_DAY:
+        raise ValueError(f"events_per_day must be at most {MAX_EVENTS_PER_DAY:,} (9-digit event counters)")
     if seed < 0:
         raise ValueError("seed must be 0 or more")
     if not 0.0 <= late_rate <= 1.0:
@@ -178,7 +179,8 @@ def generate_dataset(
     pop = build_population(ref, events_per_day, seed)
     first, last = epoch_day(start), epoch_day(start) + days - 1
     ctx = Context(ref=ref, pop=pop, seed=seed, late_rate=late_rate, last_day=last)
-    produce = _Producer(ctx, build_lookups(ref, pop, first, last), plan, first)
+    max_per_day = 2 * events_per_day + len(pop.fund_creators)  # weekday peaks, refunds: ample
+    produce = _Producer(ctx, build_lookups(ref, pop, first, last, max_per_day), plan, first, compress)
 
     stats = GenerateStats()
     with RawWriter(data_dir, compress) as writer, ThreadPoolExecutor(max(1, threads)) as pool:
@@ -191,8 +193,8 @@ def generate_dataset(
             if chunk.producer != current_day:
                 writer.close_producer(current_day)
                 current_day = chunk.producer
-            for arr, data in chunk.parts:
-                writer.write(chunk.log, EPOCH + dt.timedelta(days=arr), chunk.producer, data)
+            for arr, text, deflated in chunk.parts:
+                writer.write(chunk.log, EPOCH + dt.timedelta(days=arr), chunk.producer, text, deflated)
             stats.events[chunk.log] += chunk.events
             stats.lines[chunk.log] += chunk.lines
             for k, v in chunk.dirt.items():

@@ -17,24 +17,10 @@ import polars as pl
 from pipelines.contract import FIELDS, MAX_LATENESS_DAYS, JsonType
 from pipelines.generate.encode import Lookups
 from pipelines.generate.events import Columns, Context
+from pipelines.generate.options import DIRT_KINDS, ROW_KINDS
 from pipelines.generate.timing import DAY_MS
 
-# Kinds that take a row (codes 1..), then blank_line which only adds an empty line after one.
-ROW_KINDS: tuple[str, ...] = (
-    "malformed",
-    "schema_violation",
-    "future_event",
-    "late_arrival",
-    "duplicate",  # exact redelivery: not an error, collapses to one event
-    "conflicting_duplicate",
-    "invalid_value",
-    "unknown_reference",
-    "missing_fx_rate",
-    "underage",
-)
-DIRT_KINDS: tuple[str, ...] = (*ROW_KINDS, "blank_line")
-CODE = {k: i + 1 for i, k in enumerate(ROW_KINDS)}
-DEFAULT_DIRT_RATE = 0.005
+CODE = {k: i + 1 for i, k in enumerate(ROW_KINDS)}  # 0 = clean
 
 _NOT_APPLICABLE = {
     "missing_fx_rate": {"gifts"},  # gifts carry coins, not money

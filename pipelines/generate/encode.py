@@ -47,7 +47,7 @@ class Lookups:
     secs: pl.Series  # ":SS.mmm" by ms of minute, then ":SS" by second (no fraction)
     tz: pl.Series  # "Z", "+00:00"
     units: pl.Series  # "000".."999": the last three digits of a counter
-    thousands: pl.Series  # "000000".."999999": the first six
+    thousands: pl.Series  # "000000", "000001", ...: the first six
     tables: dict[str, pl.Series]  # per field name: valid values, then the bad one (if any)
     segments: dict[str, pl.Series] = field(default_factory=dict)  # see SEGMENTS
 
@@ -56,8 +56,11 @@ class Lookups:
         return len(self.tables[name]) - 1
 
 
-def build_lookups(ref: Reference, pop: Population, first_day: int, last_day: int) -> Lookups:
-    """Tables covering every date an event can carry (refunds, future dirt: a few weeks on)."""
+def build_lookups(
+    ref: Reference, pop: Population, first_day: int, last_day: int, max_per_day: int = 1_000_000
+) -> Lookups:
+    """Tables covering every date an event can carry (refunds, future dirt: a few weeks on)
+    and every counter a log reaches in a day (`max_per_day`, at most a billion)."""
     date_base = first_day - 1
     dates = [(EPOCH + dt.timedelta(days=d)).isoformat() + "T" for d in range(date_base, last_day + 40)]
     hhmm = [f"{h:02d}:{m:02d}" for h in range(24) for m in range(60)]
@@ -79,8 +82,12 @@ def build_lookups(ref: Reference, pop: Population, first_day: int, last_day: int
         "seller": pop.seller_ids,
     }
     units = make_ids("", 1000, 3)
-    thousands = make_ids("", 1_000_000, 6)
+    thousands = make_ids("", min(1_000_000, max_per_day // 1000 + 1), 6)
     tz = _series(["Z", "+00:00"])
+    for name in ("country", "currency", "platform", "gift_type", "category"):
+        unsafe = tables[name].filter(tables[name].str.contains(r'["\\\x00-\x1f]'))
+        if len(unsafe):  # lines are assembled as text, so codes must need no JSON escaping
+            raise ValueError(f"reference {name} values need JSON escaping: {unsafe.to_list()}")
     lk = Lookups(date_base, _series(dates), _series(hhmm), _series(secs), tz, units, thousands, tables)
     add_segments(lk, pop)
     return lk

@@ -2,17 +2,18 @@
 
 Each producing day writes its own file into every arrival partition it reaches, like an
 uploader that ships today's batch and, later, stragglers: a partition holds the on-time
-file plus small late ones. Files get numbered in creation order, which is deterministic;
-gzip headers carry no name and mtime 0, so compressed output is byte-stable too.
+file plus small late ones. Files get numbered in creation order, which is deterministic.
+Compression happens in the producer threads (deflate()), the writer only stitches parts
+into one gzip member with a fixed header, so .gz output is byte-stable too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import re
+import struct
+import zlib
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import polars as pl
@@ -49,19 +50,56 @@ def clear_raw(data_dir: Path) -> None:
                 part_dir.rmdir()
 
 
+def deflate(text: memoryview, level: int = 1) -> bytes:
+    """Raw deflate of one part, ending on a byte boundary (sync flush) with no history, so
+    parts compressed in parallel threads concatenate into one valid gzip member (as pigz)."""
+    z = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return z.compress(text) + z.flush(zlib.Z_SYNC_FLUSH)
+
+
+# gzip member header: deflate, no flags, mtime 0, no extra flags, OS unknown — byte-stable.
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+_FINAL_EMPTY_BLOCK = b"\x03\x00"
+
+
+class _File:
+    """One output file; for gzip it keeps the CRC and size of the text for the trailer."""
+
+    def __init__(self, path: Path, gz: bool) -> None:
+        self.fh = path.open("wb")
+        self.gz = gz
+        self.crc = 0
+        self.size = 0
+        if gz:
+            self.fh.write(_GZIP_HEADER)
+
+    def write(self, text: memoryview, deflated: bytes | None) -> None:
+        if self.gz:
+            assert deflated is not None
+            self.crc = zlib.crc32(text, self.crc)
+            self.size += len(text)
+            text = memoryview(deflated)
+        for i in range(0, len(text), _SLICE):
+            self.fh.write(text[i : i + _SLICE])
+
+    def close(self) -> None:
+        if self.gz:
+            self.fh.write(_FINAL_EMPTY_BLOCK + struct.pack("<II", self.crc, self.size & 0xFFFFFFFF))
+        self.fh.close()
+
+
 class RawWriter:
     """Open files keyed by (log, arrival day, producing day); append-only, ordered writes."""
 
-    def __init__(self, data_dir: Path, compress: bool, compresslevel: int = 1) -> None:
+    def __init__(self, data_dir: Path, compress: bool) -> None:
         self.root = data_dir / "raw"
         self.compress = compress
-        self.compresslevel = compresslevel
-        self._open: dict[tuple[str, dt.date, int], tuple[BinaryIO, BinaryIO | None]] = {}
+        self._open: dict[tuple[str, dt.date, int], _File] = {}
         self._parts: dict[tuple[str, dt.date], int] = {}
         self.files = 0
         self.bytes = 0
 
-    def _handle(self, log: str, arrival: dt.date, producer: int) -> BinaryIO:
+    def _handle(self, log: str, arrival: dt.date, producer: int) -> _File:
         key = (log, arrival, producer)
         if key not in self._open:
             part = self._parts.get((log, arrival), 0)
@@ -69,33 +107,23 @@ class RawWriter:
             folder = self.root / log / f"dt={arrival.isoformat()}"
             folder.mkdir(parents=True, exist_ok=True)
             name = f"part-{part:05d}.jsonl" + (".gz" if self.compress else "")
-            raw = (folder / name).open("wb")
-            if self.compress:
-                gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=self.compresslevel, mtime=0)
-                self._open[key] = (gz, raw)  # type: ignore[assignment]
-            else:
-                self._open[key] = (raw, None)
+            self._open[key] = _File(folder / name, self.compress)
             self.files += 1
-        return self._open[key][0]
+        return self._open[key]
 
-    def write(self, log: str, arrival: dt.date, producer: int, data: memoryview) -> None:
-        fh = self._handle(log, arrival, producer)
-        view = data.cast("B")
-        for i in range(0, len(view), _SLICE):
-            fh.write(view[i : i + _SLICE])
-        self.bytes += len(data)
+    def write(self, log: str, arrival: dt.date, producer: int, text: memoryview, deflated: bytes | None = None) -> None:
+        """Append NDJSON text (and, when compressing, its deflate() made by the producer)."""
+        self._handle(log, arrival, producer).write(text.cast("B"), deflated)
+        self.bytes += len(text)
 
     def close_producer(self, producer: int) -> None:
         """Close the files of a finished producing day (keeps open handles bounded)."""
         for key in [k for k in self._open if k[2] == producer]:
-            outer, inner = self._open.pop(key)
-            outer.close()
-            if inner is not None:
-                inner.close()
+            self._open.pop(key).close()
 
     def close(self) -> None:
-        for producer in sorted({k[2] for k in self._open}):
-            self.close_producer(producer)
+        for key in list(self._open):
+            self._open.pop(key).close()
 
     def __enter__(self) -> RawWriter:
         return self
