@@ -34,7 +34,14 @@ run: $(STAMP) generate
 	$(BIN)/revwh sql "SELECT * FROM marts.revenue_by_stream ORDER BY event_date, stream" --data-dir $(DATA_DIR)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -m "not distributed" tests
+
+# Redis + two Celery workers on loopback, one run through them, marts compared with an in-process run.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+test-distributed: $(STAMP)
+	command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+	$(BIN)/python -m pytest -q -s -m distributed tests/distributed
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipelines tests

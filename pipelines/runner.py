@@ -62,11 +62,21 @@ def execute_range(
     *,
     log_level: str = "INFO",
     instance: dg.DagsterInstance | None = None,
+    executor: str = "in_process",
 ) -> dg.ExecuteInProcessResult:
-    """Run the pipeline job in-process for event dates start..end; returns Dagster's result."""
+    """Run the pipeline job for event dates start..end; returns Dagster's result.
+
+    executor "in_process" runs every step in this process; "celery" sends each
+    step to the Celery workers (pipelines.distributed), whose result has the
+    same success/run_id/all_events.
+    """
     from pipelines.definitions import PIPELINE_JOB, build_definitions
 
     data = validate_range(data_dir, start, end)
+    if executor == "celery":
+        from pipelines.distributed import execute_range_celery
+
+        return execute_range_celery(data, run_tags(start, end), log_level=log_level, instance=instance or _instance())
     job = build_definitions(data.root).resolve_job_def(PIPELINE_JOB)
     return job.execute_in_process(
         instance=instance or _instance(),
@@ -95,14 +105,29 @@ def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
     return messages
 
 
-def run_range(data_dir: Path, start: dt.date, end: dt.date, *, quiet: bool = False) -> int:
-    """CLI entry point: exit 0 when every step and blocking check passed, 1 otherwise."""
+def run_range(
+    data_dir: Path | str, start: dt.date, end: dt.date, *, quiet: bool = False, executor: str = "in_process"
+) -> int:
+    """CLI entry point: exit 0 when every step and blocking check passed, 1 otherwise.
+
+    data_dir may be a URL (pipelines.storage): the run then works in a local
+    mirror, pulled before and pushed back only after a successful run.
+    """
+    from pipelines.storage import RUN_PULL, RUN_PUSH, Location
+
     began = time.perf_counter()
     print(
         f"revwh run: event dates {start}..{end}, arrival days {start}..{end + dt.timedelta(days=3)}",
         flush=True,
     )
-    result = execute_range(data_dir, start, end, log_level="WARNING" if quiet else "INFO")
+    location = Location.parse(data_dir)
+    with location.lock():
+        if location.is_remote:
+            print(f"revwh run: pulled {location.url} → {location.local}: {location.pull(RUN_PULL)}", flush=True)
+        log_level = "WARNING" if quiet else "INFO"
+        result = execute_range(location.local, start, end, log_level=log_level, executor=executor)
+        if result.success and location.is_remote:
+            print(f"revwh run: pushed {location.local} → {location.url}: {location.push(RUN_PUSH)}", flush=True)
     seconds = time.perf_counter() - began
     if result.success:
         print(f"revwh run: ok in {seconds:.1f}s (run {result.run_id})", flush=True)
