@@ -1,0 +1,43 @@
+"""reports/revenue_report: the static HTML report, rebuilt after every warehouse publish.
+
+Unpartitioned on purpose: the report covers every event date in the warehouse,
+not one day. Dagster runs an unpartitioned asset once in a ranged run of the
+partitioned job, so `revwh run` refreshes it after publishing, whatever range
+it ran. It reads only ``warehouse.duckdb`` (read-only), never the lake.
+"""
+
+import dagster as dg
+
+from pipelines.defs.common import DataDirResource
+from pipelines.defs.warehouse import WAREHOUSE_KEY
+from pipelines.reports.build import build_report
+
+REPORT_KEY = dg.AssetKey(["reports", "revenue_report"])
+
+
+@dg.asset(
+    key=REPORT_KEY,
+    group_name="reports",
+    kinds={"html", "matplotlib"},
+    deps=[WAREHOUSE_KEY],
+    description=(
+        "`<data>/reports/revenue_report.html`: one static page (no JS, no CDN, charts embedded as PNG data "
+        "URIs, also written beside it) with revenue by stream over time, by region, the stream mix, daily "
+        "KPIs (CTR, eCPM, ARPPU, take rate, refund rate, net per active user) and KPI tables."
+    ),
+)
+def revenue_report(context: dg.AssetExecutionContext, revwh: DataDirResource) -> dg.MaterializeResult:
+    report = build_report(revwh.data().root)
+    context.log.info(f"wrote {report.html_path}")
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(report.html_path)),
+            "preview": dg.MetadataValue.md(report.markdown()),
+            "charts": dg.MetadataValue.json([str(c.path) for c in report.charts]),
+            "first_event_date": str(report.data.first_day),
+            "last_event_date": str(report.data.last_day),
+        }
+    )
+
+
+REPORTS = [revenue_report]

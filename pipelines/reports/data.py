@@ -1,0 +1,224 @@
+"""What the report shows, read from the published warehouse in a few small queries.
+
+Every ratio is recomputed from summed numerators and denominators (never by
+averaging the marts' per-row ratios), and every distinct count over several
+days or regions comes from ``facts.revenue_events``: the marts' distinct
+counts are per row and do not add up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipelines.contract import Stream
+
+STREAMS: tuple[str, ...] = tuple(s.value for s in Stream)
+
+
+def ratio(numerator: float | None, denominator: float | None, scale: float = 1.0) -> float | None:
+    """numerator / denominator × scale, or None when the denominator is 0 or missing (as in the marts)."""
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator * scale
+
+
+@dataclass
+class ReportData:
+    """Frames and period KPIs of the report; empty frames when the warehouse has no data yet."""
+
+    first_day: dt.date | None
+    last_day: dt.date | None
+    summary: dict[str, float | int | None]
+    stream_daily: pl.DataFrame  # event_date, stream, gross/fees/payouts/net
+    region_streams: pl.DataFrame  # region, stream, gross_revenue_usd, net_revenue_usd (period)
+    kpi_daily: pl.DataFrame  # event_date + daily KPIs
+    ads_formats: pl.DataFrame
+    categories: pl.DataFrame
+    top_creators: pl.DataFrame
+    quarantine: pl.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return self.stream_daily.is_empty()
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute("SELECT table_schema || '.' || table_name FROM information_schema.tables").fetchall()
+    return {r[0] for r in rows}
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
+    return con.sql(sql).pl()
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple:
+    """The single row of an aggregate query (fetchall: DuckDB 2 refuses new work on a half-read result)."""
+    return con.execute(sql).fetchall()[0]
+
+
+_STREAM_DAILY = """
+SELECT event_date, stream,
+       sum(gross_revenue_usd) AS gross_revenue_usd, sum(platform_fees_usd) AS platform_fees_usd,
+       sum(creator_payouts_usd) AS creator_payouts_usd, sum(net_revenue_usd) AS net_revenue_usd,
+       CAST(sum(event_count) AS BIGINT) AS event_count
+FROM marts.revenue_by_stream GROUP BY ALL ORDER BY ALL"""
+
+_REGION_STREAMS = """
+SELECT region, stream, sum(gross_revenue_usd) AS gross_revenue_usd, sum(net_revenue_usd) AS net_revenue_usd
+FROM marts.revenue_by_region GROUP BY ALL ORDER BY ALL"""
+
+_ADS_DAILY = """
+SELECT event_date, CAST(sum(impressions) AS BIGINT) AS impressions, CAST(sum(clicks) AS BIGINT) AS clicks,
+       sum(spend_usd) AS spend_usd
+FROM marts.ads_by_format GROUP BY ALL"""
+
+_SHOP_DAILY = """
+SELECT event_date, sum(gmv_usd) AS gmv_usd, sum(refunds_usd) AS refunds_usd,
+       sum(referral_revenue_usd) AS referral_revenue_usd
+FROM marts.ecommerce_by_category GROUP BY ALL"""
+
+# Distinct users per day across regions: from the facts, the marts' counts are per region.
+_USERS_DAILY = """
+SELECT event_date,
+       count(DISTINCT user_id) AS active_users,
+       count(DISTINCT user_id) FILTER (WHERE log = 'coin_purchases') AS paying_users,
+       coalesce(sum(gross_revenue_usd) FILTER (WHERE log = 'coin_purchases'), 0) AS coin_gross_usd
+FROM facts.revenue_events GROUP BY ALL"""
+
+_USERS_PERIOD = """
+SELECT count(DISTINCT user_id) AS active_users,
+       count(DISTINCT user_id) FILTER (WHERE log = 'coin_purchases') AS paying_users
+FROM facts.revenue_events"""
+
+_ADS_FORMATS = """
+SELECT ad_format, CAST(sum(impressions) AS BIGINT) AS impressions, CAST(sum(clicks) AS BIGINT) AS clicks,
+       sum(clicks) / nullif(sum(impressions), 0) AS ctr, sum(spend_usd) AS spend_usd,
+       sum(spend_usd) / nullif(sum(impressions), 0) * 1000 AS ecpm_usd
+FROM marts.ads_by_format GROUP BY ALL ORDER BY spend_usd DESC, ad_format"""
+
+_CATEGORIES = """
+SELECT category, sum(gmv_usd) AS gmv_usd, sum(refunds_usd) AS refunds_usd,
+       sum(refunds_usd) / nullif(sum(gmv_usd), 0) AS refund_rate,
+       sum(referral_revenue_usd) AS referral_revenue_usd,
+       sum(referral_revenue_usd) / nullif(sum(gmv_usd), 0) AS take_rate,
+       sum(affiliate_commissions_usd) AS affiliate_commissions_usd
+FROM marts.ecommerce_by_category GROUP BY ALL ORDER BY gmv_usd DESC, category"""
+
+_TOP_CREATORS = """
+SELECT creator_id, sum(gift_payouts_usd) AS gift_payouts_usd, sum(fund_payouts_usd) AS fund_payouts_usd,
+       sum(affiliate_commissions_usd) AS affiliate_commissions_usd, sum(total_earnings_usd) AS total_earnings_usd
+FROM marts.creator_earnings GROUP BY ALL ORDER BY total_earnings_usd DESC, creator_id LIMIT 10"""
+
+_QUARANTINE = """
+SELECT log, reason, count(*) AS rows FROM quality.quarantine GROUP BY ALL ORDER BY rows DESC, log, reason"""
+
+
+def _daily_kpis(con: duckdb.DuckDBPyConnection, days: pl.DataFrame, has_facts: bool) -> pl.DataFrame:
+    """One row per day: the report's KPIs, each from summed numerators and denominators."""
+    daily = days.join(_frame(con, _ADS_DAILY), on="event_date", how="left").join(
+        _frame(con, _SHOP_DAILY), on="event_date", how="left"
+    )
+    if has_facts:
+        daily = daily.join(_frame(con, _USERS_DAILY), on="event_date", how="left")
+    else:
+        daily = daily.with_columns(
+            pl.lit(None, pl.Int64).alias("active_users"),
+            pl.lit(None, pl.Int64).alias("paying_users"),
+            pl.lit(None, pl.Float64).alias("coin_gross_usd"),
+        )
+    rows = []
+    for r in daily.sort("event_date").iter_rows(named=True):
+        rows.append(
+            {
+                "event_date": r["event_date"],
+                "net_revenue_usd": r["net_revenue_usd"],
+                "active_users": r["active_users"],
+                "ctr": ratio(r["clicks"], r["impressions"]),
+                "ecpm_usd": ratio(r["spend_usd"], r["impressions"], 1000.0),
+                "arppu_usd": ratio(r["coin_gross_usd"], r["paying_users"]),
+                "take_rate": ratio(r["referral_revenue_usd"], r["gmv_usd"]),
+                "refund_rate": ratio(r["refunds_usd"], r["gmv_usd"]),
+                "net_per_active_user_usd": ratio(r["net_revenue_usd"], r["active_users"]),
+            }
+        )
+    schema = {
+        "event_date": pl.Date,
+        "net_revenue_usd": pl.Float64,
+        "active_users": pl.Int64,
+        **{
+            k: pl.Float64
+            for k in ("ctr", "ecpm_usd", "arppu_usd", "take_rate", "refund_rate", "net_per_active_user_usd")
+        },
+    }
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _summary(con: duckdb.DuckDBPyConnection, stream_daily: pl.DataFrame, has_facts: bool) -> dict:
+    """Period totals and ratios over the whole period."""
+    totals = stream_daily.select(
+        pl.col("gross_revenue_usd").sum(),
+        pl.col("platform_fees_usd").sum(),
+        pl.col("creator_payouts_usd").sum(),
+        pl.col("net_revenue_usd").sum(),
+        pl.col("event_count").sum(),
+    ).row(0, named=True)
+    ads = _one(
+        con,
+        "SELECT CAST(sum(impressions) AS BIGINT), CAST(sum(clicks) AS BIGINT), sum(spend_usd) FROM marts.ads_by_format",
+    )
+    shop = _one(
+        con, "SELECT sum(gmv_usd), sum(refunds_usd), sum(referral_revenue_usd) FROM marts.ecommerce_by_category"
+    )
+    coins = _one(con, "SELECT sum(coin_gross_usd) FROM marts.gifts_by_region")[0]
+    users = _one(con, _USERS_PERIOD) if has_facts else (None, None)
+    quarantined = _one(con, "SELECT count(*) FROM quality.quarantine")[0]
+    return {
+        "gross_revenue_usd": totals["gross_revenue_usd"],
+        "platform_fees_usd": totals["platform_fees_usd"],
+        "creator_payouts_usd": totals["creator_payouts_usd"],
+        "net_revenue_usd": totals["net_revenue_usd"],
+        "accepted_events": totals["event_count"],
+        "quarantined_rows": quarantined,
+        "active_users": users[0],
+        "paying_users": users[1],
+        "net_per_active_user_usd": ratio(totals["net_revenue_usd"], users[0]),
+        "arppu_usd": ratio(coins, users[1]),
+        "ctr": ratio(ads[1], ads[0]),
+        "ecpm_usd": ratio(ads[2], ads[0], 1000.0),
+        "take_rate": ratio(shop[2], shop[0]),
+        "refund_rate": ratio(shop[1], shop[0]),
+    }
+
+
+def load_report_data(warehouse: Path) -> ReportData:
+    """Read everything the report shows from ``warehouse`` (opened read-only, closed before returning)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        tables = _tables(con)
+        has_facts = "facts.revenue_events" in tables
+        notes = [] if has_facts else ["facts.revenue_events is not published yet: user counts are unavailable."]
+        stream_daily = _frame(con, _STREAM_DAILY)
+        days = stream_daily.group_by("event_date").agg(pl.col("net_revenue_usd").sum()).sort("event_date")
+        first = days["event_date"].min() if days.height else None
+        last = days["event_date"].max() if days.height else None
+        return ReportData(
+            first_day=first,  # type: ignore[arg-type]
+            last_day=last,  # type: ignore[arg-type]
+            summary=_summary(con, stream_daily, has_facts),
+            stream_daily=stream_daily,
+            region_streams=_frame(con, _REGION_STREAMS),
+            kpi_daily=_daily_kpis(con, days, has_facts),
+            ads_formats=_frame(con, _ADS_FORMATS),
+            categories=_frame(con, _CATEGORIES),
+            top_creators=_frame(con, _TOP_CREATORS),
+            quarantine=_frame(con, _QUARANTINE),
+            notes=notes,
+        )
+    finally:
+        con.close()

@@ -1,0 +1,100 @@
+"""The KPI checks catch what they are meant to catch: tampered marts fail, honest ones (even empty) pass."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from pipelines.facts.revenue import FACT_SCHEMA
+from pipelines.lake import DataDir
+from pipelines.marts.build import build_mart_partition
+from pipelines.quality.kpi_reconcile import (
+    KPI_MARTS,
+    kpi_ratio_problems,
+    kpi_reconcile_problems,
+    ratio_problems,
+    reconcile_frames,
+)
+from tests.kpi_data import D1, PipelineRun, kpi_pipeline_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
+    return kpi_pipeline_run(tmp_path_factory)
+
+
+def frames(run: PipelineRun, mart: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    data = DataDir.at(run.root)
+    return pl.read_parquet(data.mart_file(mart, D1)), pl.read_parquet(data.facts_file(D1))
+
+
+@pytest.mark.parametrize("mart", sorted(KPI_MARTS))
+def test_published_marts_pass_both_checks(run: PipelineRun, mart: str) -> None:
+    data = DataDir.at(run.root)
+    assert kpi_reconcile_problems(data, mart, D1) == []
+    assert kpi_ratio_problems(data, mart, D1) == []
+
+
+def test_ads_spend_off_by_a_cent_fails(run: PipelineRun) -> None:
+    mart, facts = frames(run, "ads_by_format")
+    tampered = mart.with_columns(
+        pl.when(pl.col("ad_format") == "topview").then(pl.col("spend_usd") + 0.01).otherwise(pl.col("spend_usd"))
+    )
+    problems = reconcile_frames("ads_by_format", tampered, facts)
+    assert any("advertising gross_revenue_usd" in p for p in problems), problems  # the day total
+    assert any("ad_format=topview] spend_usd" in p for p in problems), problems  # the row
+    assert any("spend_usd" in p and "its parts" in p for p in problems), problems  # cpm + cpc != spend
+
+
+def test_a_dropped_row_fails(run: PipelineRun) -> None:
+    mart, facts = frames(run, "gifts_by_region")
+    problems = reconcile_frames("gifts_by_region", mart.filter(pl.col("region") != "Europe"), facts)
+    assert any("region=Europe]: in the facts but not in the mart" in p for p in problems), problems
+
+
+def test_creator_total_must_equal_its_parts(run: PipelineRun) -> None:
+    mart, facts = frames(run, "creator_earnings")
+    tampered = mart.with_columns(pl.col("total_earnings_usd") + 1.0)
+    problems = reconcile_frames("creator_earnings", tampered, facts)
+    assert any("total_earnings_usd" in p and "its parts" in p for p in problems), problems
+
+
+def test_a_wrong_paying_user_count_fails(run: PipelineRun) -> None:
+    mart, facts = frames(run, "gifts_by_region")
+    problems = reconcile_frames("gifts_by_region", mart.with_columns(pl.col("paying_users") + 1), facts)
+    assert any("paying_users" in p for p in problems), problems
+
+
+def test_ratio_checks(run: PipelineRun) -> None:
+    spec = KPI_MARTS["ecommerce_by_category"]
+    mart, _ = frames(run, "ecommerce_by_category")
+    assert ratio_problems(spec, mart) == []
+    # a zero where the denominator is 0 must be NULL; a ratio off its definition is reported
+    zero_not_null = mart.with_columns(pl.col("take_rate").fill_null(0.0))
+    assert any("take_rate=0.0 but gmv_usd is 0" in p for p in ratio_problems(spec, zero_not_null))
+    doubled = mart.with_columns(pl.col("refund_rate") * 2)
+    assert any("refund_rate=" in p and "expected" in p for p in ratio_problems(spec, doubled))
+
+
+def test_shares_must_add_up_to_one(run: PipelineRun) -> None:
+    spec = KPI_MARTS["kpis_by_region"]
+    mart, _ = frames(run, "kpis_by_region")
+    tampered = mart.with_columns(pl.col("advertising_share") + 0.1)
+    problems = ratio_problems(spec, tampered)
+    assert any("shares add up to" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("mart", sorted(KPI_MARTS))
+def test_an_empty_day_builds_and_passes(tmp_path, mart: str) -> None:
+    """A day without accepted events: every KPI mart is empty, and the checks agree."""
+    data = DataDir.at(tmp_path)
+    day = D1
+    data.facts_file(day).parent.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame(schema=FACT_SCHEMA).write_parquet(data.facts_file(day))
+    assert build_mart_partition(data, mart, day) == 0
+    assert kpi_reconcile_problems(data, mart, day) == []
+    assert kpi_ratio_problems(data, mart, day) == []
+
+
+def test_a_missing_partition_is_a_problem(tmp_path) -> None:
+    assert kpi_reconcile_problems(DataDir.at(tmp_path), "ads_by_format", D1) == [f"facts {D1} missing"]
