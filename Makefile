@@ -43,11 +43,23 @@ test-distributed: $(STAMP)
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 	$(BIN)/python -m pytest -q -s -m distributed tests/distributed
 
+# Throughput, stage times, peak RSS and validation share (pipelines/bench.py); writes bench-results.json.
+# `make bench BENCH_MODE=incremental` (7 vs 90 days of history), `make bench BENCH_DAYS=1 BENCH_EVENTS=30000000`
+# (peak RSS of one large day), BENCH_ARGS for more (`--keep`, `--reuse`, `--data-root DIR`).
+BENCH_EVENTS ?= 2000000
+BENCH_DAYS ?= 5
+BENCH_MODE ?= full
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python -m pipelines.bench --mode $(BENCH_MODE) --days $(BENCH_DAYS) --events-per-day $(BENCH_EVENTS) \
+		$(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check pipelines tests
 	$(BIN)/ruff format --check pipelines tests
 
 ui: $(STAMP)
+	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	REVWH_DATA_DIR=$(CURDIR)/$(DATA_DIR) $(BIN)/dagster dev -w workspace.yaml
 
 clean:

@@ -22,10 +22,26 @@ class QueryError(Exception):
 
 
 def connect_read_only(data_dir: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the warehouse as last published, with `warehouse` as default catalog.
+
+    The file is ATTACHed to a private in-memory database instead of being
+    opened with ``duckdb.connect(path)``: DuckDB caches one database instance
+    per path and process, so while any connection to the path is open, a new
+    ``connect(path)`` would reuse it and keep reading the file a publish has
+    since replaced. ATTACH always opens the file that is there now.
+    """
     data = DataDir.at(data_dir)
     if not data.warehouse.exists():
         raise QueryError(f"no warehouse at {data.warehouse}: run `revwh run --data-dir {data_dir} ...` first")
-    return duckdb.connect(str(data.warehouse), read_only=True)
+    con = duckdb.connect()
+    try:
+        path = data.warehouse.as_posix().replace("'", "''")
+        con.execute(f"ATTACH '{path}' AS warehouse (READ_ONLY)")
+        con.execute("USE warehouse")
+    except duckdb.Error as exc:
+        con.close()
+        raise QueryError(f"cannot open {data.warehouse}: {str(exc).splitlines()[0]}") from exc
+    return con
 
 
 def fetch(data_dir: Path, sql: str) -> tuple[list[str], list[tuple]]:
