@@ -8,8 +8,9 @@ import duckdb
 
 from pipelines.lake import DataDir
 
-# Bounded memory: DuckDB spills to the lake's scratch space beyond this.
-DEFAULT_MEMORY_LIMIT = os.environ.get("REVWH_DUCKDB_MEMORY_LIMIT", "3GB")
+# Bounded memory: DuckDB spills to the lake's scratch space beyond this. The pipeline runs in one
+# process with polars beside DuckDB, so the cap leaves room for both under the 4 GiB goal.
+DEFAULT_MEMORY_LIMIT = os.environ.get("REVWH_DUCKDB_MEMORY_LIMIT", "2GB")
 
 
 def compute_connection(data: DataDir, threads: int | None = None) -> duckdb.DuckDBPyConnection:

@@ -90,3 +90,20 @@ def replace_dir(tmp: Path, final: Path) -> None:
 def days(start: dt.date, end: dt.date) -> list[dt.date]:
     """Inclusive list of days from start to end."""
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def parquet_chunks(path: Path):
+    """A Parquet file as polars frames, one row group at a time (a file larger than memory
+    never loads whole); a single-row-group file is read in one go."""
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    if meta.num_row_groups <= 1:
+        yield pl.read_parquet(path)
+        return
+    offset = 0
+    for i in range(meta.num_row_groups):
+        n = meta.row_group(i).num_rows
+        yield pl.scan_parquet(path).slice(offset, n).collect()
+        offset += n

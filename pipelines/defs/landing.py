@@ -3,12 +3,13 @@
 import datetime as dt
 
 import dagster as dg
+import duckdb
 
 from pipelines.contract import LOGS, MAX_LATENESS_DAYS
 from pipelines.defs.common import DAILY, DataDirResource, key, partition_dates
 from pipelines.defs.schema_metadata import column_schema
 from pipelines.lake import DataDir
-from pipelines.landing.land import LandingStats, land_partition, read_manifest
+from pipelines.landing.land import LandingStats, land_days, read_manifest
 from pipelines.quality.reconcile import count_raw_lines
 
 QUARANTINE_WARN_RATE = 0.05
@@ -65,8 +66,8 @@ def build_landing_asset(log: str) -> dg.AssetsDefinition:
         data = revwh.data()
         days, extra = _arrival_days(context, data)
         totals = LandingStats(log=log, arrival_date=f"{key(days[0])}..{key((extra or days)[-1])}")
-        for day in days + extra:
-            stats = land_partition(data, log, day)
+        landed = land_days(data, log, days + extra)
+        for day, stats in zip(days + extra, landed, strict=True):
             context.log.info(
                 f"landing/{log} dt={day}: {stats.landed} copies, {stats.accepted} accepted, "
                 f"{stats.quarantined} quarantined{' (unchanged, skipped)' if stats.skipped else ''}"
@@ -92,15 +93,16 @@ def build_landing_asset(log: str) -> dg.AssetsDefinition:
         problems, checked = [], {}
         days = partition_dates(context)
         days += [days[-1] + dt.timedelta(days=i) for i in range(1, MAX_LATENESS_DAYS + 1)]
-        for day in days:
-            stats = read_manifest(data, log, day)
-            if stats is None:
-                continue
-            lines = count_raw_lines(data, log, day)
-            accepted, quarantined = _landed_rows(data, log, day)
-            checked[key(day)] = {"raw_lines": lines, "accepted": accepted, "quarantined": quarantined}
-            if lines != accepted + quarantined:
-                problems.append(f"dt={day}: {lines} lines != {accepted} accepted + {quarantined} quarantined")
+        with duckdb.connect() as con:
+            for day in days:
+                stats = read_manifest(data, log, day)
+                if stats is None:
+                    continue
+                lines = count_raw_lines(data, log, day, con=con)
+                accepted, quarantined = _landed_rows(data, log, day)
+                checked[key(day)] = {"raw_lines": lines, "accepted": accepted, "quarantined": quarantined}
+                if lines != accepted + quarantined:
+                    problems.append(f"dt={day}: {lines} lines != {accepted} accepted + {quarantined} quarantined")
         return dg.AssetCheckResult(
             passed=not problems,
             metadata={"problems": dg.MetadataValue.json(problems), "days": dg.MetadataValue.json(checked)},

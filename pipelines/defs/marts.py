@@ -5,6 +5,7 @@ import dagster as dg
 from pipelines.defs.common import DAILY, DataDirResource, key, partition_dates
 from pipelines.defs.facts import FACTS_KEY
 from pipelines.defs.schema_metadata import mart_schema
+from pipelines.duck import compute_connection
 from pipelines.marts.build import MARTS_SQL_DIR, build_mart_partition, mart_names, mart_sql
 from pipelines.quality.reconcile import mart_problems
 
@@ -38,8 +39,9 @@ def build_mart_asset(name: str) -> list:
     def _mart(context: dg.AssetExecutionContext, revwh: DataDirResource) -> dg.MaterializeResult:
         data = revwh.data()
         rows = 0
-        for day in partition_dates(context):
-            n = build_mart_partition(data, name, day)
+        with compute_connection(data) as con:
+            counts = [(day, build_mart_partition(data, name, day, con)) for day in partition_dates(context)]
+        for day, n in counts:
             rows += n
             context.log_event(
                 dg.AssetObservation(asset_key=mart_key(name), partition=key(day), metadata={"dagster/row_count": n})

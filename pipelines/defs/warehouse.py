@@ -16,6 +16,9 @@ WAREHOUSE_KEY = dg.AssetKey(["warehouse"])
     group_name="warehouse",
     kinds={"duckdb"},
     backfill_policy=dg.BackfillPolicy.single_run(),
+    # One writer of warehouse.duckdb at a time (DuckDB locks the file), also when steps run in
+    # parallel processes or runs overlap: a Dagster concurrency pool, limit it to 1 in the instance.
+    pool="warehouse",
     deps=[*MART_KEYS, QUARANTINE_KEY],
     description=(
         "`<data>/warehouse.duckdb`, rebuilt from the lake and swapped in with an atomic rename after the "

@@ -10,9 +10,11 @@ import datetime as dt
 import os
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipelines.contract import LOGS, STREAM_OF_LOG
-from pipelines.lake import DataDir, temp_sibling
+from pipelines.lake import DataDir, parquet_chunks, temp_sibling
 from pipelines.reference import Reference
 
 # Column order and types of facts.revenue_events.
@@ -151,16 +153,32 @@ def revenue_facts(log: str, events: pl.DataFrame, ref: Reference) -> pl.DataFram
     )
 
 
-def build_facts(data: DataDir, event_date: dt.date, ref: Reference) -> pl.DataFrame:
-    """All five logs' facts for one event date, written to the lake atomically."""
-    parts = []
-    for log in LOGS:
-        path = data.staged_file(log, event_date)
-        if path.exists():
-            parts.append(revenue_facts(log, pl.read_parquet(path), ref))
-    facts = pl.concat(parts) if parts else pl.DataFrame(schema=FACT_SCHEMA)
+def facts_arrow_schema() -> pa.Schema:
+    return pl.DataFrame(schema=FACT_SCHEMA).to_arrow().schema
+
+
+def build_facts(data: DataDir, event_date: dt.date, ref: Reference) -> int:
+    """All five logs' facts for one event date, written to the lake atomically; returns the row count.
+
+    Streams: each staged row group is attributed and appended as a row group of the facts file.
+    """
     out = data.facts_file(event_date)
     tmp = temp_sibling(out)
-    facts.write_parquet(tmp, compression="zstd", compression_level=1)
+    schema = facts_arrow_schema()
+    rows = 0
+    try:
+        with pq.ParquetWriter(tmp, schema, compression="zstd", compression_level=1) as writer:
+            for log in LOGS:
+                path = data.staged_file(log, event_date)
+                if not path.exists():
+                    continue
+                for chunk in parquet_chunks(path):
+                    facts = revenue_facts(log, chunk, ref)
+                    rows += facts.height
+                    if facts.height:
+                        writer.write_table(facts.to_arrow().cast(schema))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, out)
-    return facts
+    return rows

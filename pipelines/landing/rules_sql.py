@@ -17,7 +17,7 @@ from pipelines.contract import FIELDS, MAX_LATENESS_DAYS, Field, JsonType, Reaso
 # ISO-8601 in UTC as the contract allows it: Z or +00:00, optional fraction.
 TIMESTAMP_PATTERN = r"\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|\+00:00)"
 
-# DuckDB's JSON reader accepts trailing commas and NaN/Infinity, RFC 8259 does not.
+# DuckDB's JSON reader accepts trailing commas and NaN/Infinity (any case, also nan/inf), RFC 8259 does not.
 # Lines that might contain them are re-checked strictly by a Python UDF (rare).
 LENIENT_JSON_PATTERN = r",[ \t\r\n]*[}\]]"
 STRICT_JSON_OBJECT_UDF = "revwh_strict_json_object"
@@ -93,6 +93,15 @@ def _typed(field: Field) -> tuple[str, str]:
     raise AssertionError(field)
 
 
+def bucket_expr(buckets: int) -> str:
+    """The landing bucket of an accepted copy: a hash of its event_id modulo ``buckets``.
+
+    Every copy of one event_id lands in the same bucket whatever its arrival day, so
+    rule 5 (duplicates are per event_id) can run one bucket at a time.
+    """
+    return f"CAST(hash(event_id) % CAST({int(buckets)} AS UBIGINT) AS INTEGER)"
+
+
 def landing_select(log: str, files_sql: str, arrival_date: str) -> str:
     """The SELECT that reads every raw line of one arrival day and classifies it.
 
@@ -113,7 +122,8 @@ WITH lines AS (
     FROM read_csv({files_sql}, columns = {{'raw': 'VARCHAR'}}, header = false, delim = '\x1f\x1e',
                   quote = '', escape = '', auto_detect = false, filename = true, comment = '',
                   strict_mode = false, null_padding = true)
-    WHERE starts_with(raw, '{{') OR trim(raw, ' ' || chr(9) || chr(13)) <> ''
+    -- CASE, not OR: DuckDB evaluates both sides of an OR, and trim() with a set is slow
+    WHERE CASE WHEN starts_with(raw, '{{') THEN true ELSE trim(raw, ' ' || chr(9) || chr(13)) <> '' END
 ),
 parsed AS (
     -- try() alone falls back to row-at-a-time evaluation for a whole vector once one line fails
@@ -124,8 +134,8 @@ parsed AS (
 objects AS (
     SELECT raw, src, j,
            j IS NOT NULL AND (starts_with(raw, '{{') OR ltrim(raw, ' ' || chr(9))[1] = '{{')
-           AND CASE WHEN contains(raw, 'NaN') OR contains(raw, 'Infinity')
-                         OR regexp_matches(raw, '{LENIENT_JSON_PATTERN}')
+           -- yyjson also takes nan / inf / infinity in any letter case: ILIKE, not contains.
+           AND CASE WHEN raw ILIKE '%nan%' OR raw ILIKE '%inf%' OR regexp_matches(raw, '{LENIENT_JSON_PATTERN}')
                     THEN {STRICT_JSON_OBJECT_UDF}(raw) ELSE true END AS is_object
     FROM parsed
 ),

@@ -42,17 +42,27 @@ def register_facts(con: duckdb.DuckDBPyConnection, data: DataDir, event_date: dt
     con.execute(f"CREATE OR REPLACE TEMP VIEW revenue_events AS SELECT * FROM read_parquet('{facts.as_posix()}')")
 
 
-def build_mart_partition(data: DataDir, name: str, event_date: dt.date) -> int:
-    """Run the mart's SQL over one event date of facts; returns the row count."""
+def build_mart_partition(
+    data: DataDir, name: str, event_date: dt.date, con: duckdb.DuckDBPyConnection | None = None
+) -> int:
+    """Run the mart's SQL over one event date of facts; returns the row count.
+
+    ``con``: a compute connection to reuse across the days of a step (one is opened otherwise).
+    """
     out = data.mart_file(name, event_date)
     tmp = temp_sibling(out)
-    con = compute_connection(data)
+    own = con is None
+    con = compute_connection(data) if own else con
     try:
         register_facts(con, data, event_date)
         sql = mart_sql(name).strip().rstrip(";")
-        con.execute(f"COPY ({sql}) TO '{tmp.as_posix()}' (FORMAT parquet)")
-        rows = con.execute(f"SELECT count(*) FROM read_parquet('{tmp.as_posix()}')").fetchone()[0]
+        written = con.execute(f"COPY ({sql}) TO '{tmp.as_posix()}' (FORMAT parquet, RETURN_STATS)").fetchall()
+        rows = sum(int(r[1]) for r in written)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
-        con.close()
+        if own:
+            con.close()
     os.replace(tmp, out)
-    return int(rows)
+    return rows

@@ -19,7 +19,7 @@ from pipelines.landing.land import landing_files_for_event_date, raw_files
 CENT = 0.005  # half a cent: sums that round to the same cent agree
 
 
-def count_raw_lines(data: DataDir, log: str, day: dt.date) -> int:
+def count_raw_lines(data: DataDir, log: str, day: dt.date, con: duckdb.DuckDBPyConnection | None = None) -> int:
     """Non-blank lines of a raw partition, counted independently of the landing SQL."""
     files = [p for p in raw_files(data, log, day) if p.stat().st_size > 0]
     if not files:
@@ -27,9 +27,11 @@ def count_raw_lines(data: DataDir, log: str, day: dt.date) -> int:
     sql = f"""SELECT count(*) FROM read_csv({sql_list(files)}, columns = {{'raw': 'VARCHAR'}}, header = false,
                  delim = '\x1f\x1e', quote = '', escape = '', auto_detect = false, strict_mode = false,
                  null_padding = true)
-              WHERE raw IS NOT NULL AND trim(raw, ' ' || chr(9) || chr(13)) <> ''"""
-    with duckdb.connect() as con:
+              WHERE regexp_matches(raw, '[^ \\t\\r]')"""  # a non-blank character; trim(raw, set) is 10x slower
+    if con is not None:
         return int(con.execute(sql).fetchone()[0])
+    with duckdb.connect() as own:
+        return int(own.execute(sql).fetchone()[0])
 
 
 def parquet_rows(files: list) -> int:
@@ -77,7 +79,7 @@ def facts_problems(data: DataDir, event_date: dt.date) -> list[str]:
     facts = data.facts_file(event_date)
     if not facts.exists():
         return [f"facts {event_date} missing"]
-    per_log = dict(pl.scan_parquet(facts).group_by("log").len().collect().iter_rows())
+    per_log = dict(pl.scan_parquet(facts).group_by("log").len().collect(engine="streaming").iter_rows())
     problems = []
     for log in LOGS:
         staged = data.staged_file(log, event_date)
@@ -90,7 +92,7 @@ def facts_problems(data: DataDir, event_date: dt.date) -> list[str]:
             pl.col("region").is_null().sum().alias("region"),
             pl.col("net_revenue_usd").is_null().sum().alias("net_revenue_usd"),
         )
-        .collect()
+        .collect(engine="streaming")
         .row(0, named=True)
     )
     problems += [f"{event_date}: {n} facts without {c}" for c, n in nulls.items() if n]
@@ -106,7 +108,12 @@ def mart_problems(data: DataDir, mart: str, event_date: dt.date) -> list[str]:
     if not mart_file.exists():
         return [f"{mart} {event_date} missing"]
     exprs = [pl.col(m).sum() for m in MEASURES]
-    want = pl.scan_parquet(facts).select(*exprs, pl.len().alias("event_count")).collect().row(0, named=True)
+    want = (
+        pl.scan_parquet(facts)
+        .select(*exprs, pl.len().alias("event_count"))
+        .collect(engine="streaming")  # a large day's facts never load whole
+        .row(0, named=True)
+    )
     got = pl.scan_parquet(mart_file).select(*exprs, pl.col("event_count").sum()).collect().row(0, named=True)
     problems = [
         f"{mart} {event_date} {m}: mart {got[m]} != facts {want[m]}"

@@ -14,6 +14,7 @@ import polars as pl
 from pipelines.contract import ADULT_AGE
 from pipelines.reference import Reference
 from pipelines.schemas.events import MODELS
+from pipelines.schemas.split import VALIDATION_TIMER
 
 os.environ.setdefault("PANDERA_VALIDATION_DEPTH", "SCHEMA_AND_DATA")
 
@@ -37,9 +38,15 @@ def clean_schema(log: str, ref: Reference) -> pa.DataFrameSchema:
     return schema.update_columns(updates)
 
 
-def validate_clean(log: str, frame: pl.DataFrame, ref: Reference) -> pl.DataFrame:
-    """Raise pandera's SchemaErrors if a staged frame breaks any field rule; also checks FX coverage."""
-    clean_schema(log, ref).validate(frame, lazy=True)
+def validate_clean(
+    log: str, frame: pl.DataFrame, ref: Reference, *, schema: pa.DataFrameSchema | None = None
+) -> pl.DataFrame:
+    """Raise pandera's SchemaErrors if a staged frame breaks any field rule; also checks FX coverage.
+
+    ``schema``: :func:`clean_schema` built once by a caller validating many chunks.
+    """
+    with VALIDATION_TIMER.measure():
+        (schema or clean_schema(log, ref)).validate(frame, lazy=True)
     if "currency" in frame.columns and frame.height:
         rates = ref.fx_rates.rename({"date": "event_date"}).select("event_date", "currency")
         missing = frame.select("event_date", "currency").unique().join(rates, on=["event_date", "currency"], how="anti")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
 from pipelines.contract import ADULT_AGE, Reason, field_names
@@ -72,7 +74,7 @@ def value_reasons(log: str, events: pl.DataFrame, ref: Reference) -> pl.Series:
         )
         missing_fx = has_rate.get_column("_has_rate").is_null()
     else:
-        missing_fx = pl.Series([False] * events.height, dtype=pl.Boolean)
+        missing_fx = pl.repeat(False, events.height, dtype=pl.Boolean, eager=True)
 
     underage = pl.col("user_age") < ADULT_AGE if log in ("coin_purchases", "gifts") else pl.lit(False)
 
@@ -88,3 +90,97 @@ def value_reasons(log: str, events: pl.DataFrame, ref: Reference) -> pl.Series:
         .otherwise(pl.lit(None, dtype=pl.String))
         .alias("reason")
     ).to_series()
+
+
+# Locator columns of a copy in the staged step (see pipelines.staged.stage): which landing
+# file of the bucket and which row of it, so the raw line can be fetched for rejected rows only.
+FILE, ROW = "_file", "_row"
+_QUARANTINE_SOURCE = ["event_id", "arrival_date", "reason", "event_date", "src"]
+
+
+@dataclass(frozen=True)
+class StagedBucket:
+    """What rules 5–9 made of one bucket's copies (raw lines not loaded yet)."""
+
+    clean: pl.DataFrame  # accepted events, the log's columns + src
+    conflicting: pl.DataFrame  # every copy of a conflicting id, with FILE/ROW and reason
+    rejected: pl.DataFrame  # events failing rules 6–9, with reason (one row per event)
+    ties: pl.DataFrame  # event_id, FILE, ROW of the copies whose raw line may stand for a rejected event
+    collapsed: int
+
+    @property
+    def needs_raw(self) -> pl.DataFrame:
+        """Locators of every copy whose raw line the quarantine needs."""
+        return pl.concat([self.conflicting.select(FILE, ROW), self.ties.select(FILE, ROW)])
+
+    def quarantine(self, raw: pl.DataFrame) -> pl.DataFrame:
+        """Quarantine rows (event_id, arrival_date, reason, raw, event_date, src) given the fetched lines.
+
+        A rejected event that was delivered several times shows the raw line the unbucketed
+        rule 5 kept: the earliest arrival, then file name, then the smallest raw text.
+        """
+        conflicting = self.conflicting.join(raw, on=[FILE, ROW], how="left").select(
+            *_QUARANTINE_SOURCE[:3], "raw", *_QUARANTINE_SOURCE[3:]
+        )
+        smallest = self.ties.join(raw, on=[FILE, ROW], how="left").group_by("event_id").agg(pl.col("raw").min())
+        rejected = self.rejected.join(smallest, on="event_id", how="left").select(
+            *_QUARANTINE_SOURCE[:3], "raw", *_QUARANTINE_SOURCE[3:]
+        )
+        return pl.concat([conflicting, rejected])
+
+
+def stage_copies(log: str, copies: pl.DataFrame, foreign_ids: pl.Series, ref: Reference) -> StagedBucket:
+    """Rules 5–9 over copies that carry FILE/ROW locators instead of their raw line.
+
+    Same decisions as :func:`resolve_duplicates` + :func:`value_reasons`; the kept copy of
+    identical redeliveries is the earliest arrival, then file name, then event_time text (the
+    unbucketed rule broke the last tie on the raw text: the clean columns are the same either
+    way, and the quarantine's raw line is chosen as it did, see :meth:`StagedBucket.quarantine`).
+    """
+    columns = list(copies.columns)
+    is_dup = pl.col("event_id").is_duplicated()
+    copies = copies.with_columns(is_dup.alias("_dup"))
+    dup_rows = copies.filter(pl.col("_dup"))
+    conflict_ids = (
+        dup_rows.group_by("event_id")
+        .agg(pl.struct(identity_columns(log)).n_unique().alias("variants"))
+        .filter(pl.col("variants") > 1)
+        .get_column("event_id")
+    )
+    if foreign_ids.len():
+        conflict_ids = pl.concat([conflict_ids, foreign_ids.cast(pl.String)]).unique()
+    if conflict_ids.len():
+        copies = copies.with_columns(pl.col("event_id").is_in(conflict_ids.implode()).alias("_conflict"))
+    else:
+        copies = copies.with_columns(pl.lit(False).alias("_conflict"))
+    conflicting = copies.filter(pl.col("_conflict")).with_columns(
+        pl.lit(str(Reason.CONFLICTING_DUPLICATE)).alias("reason")
+    )
+    singles = copies.filter(~pl.col("_dup") & ~pl.col("_conflict"))
+    repeated_all = dup_rows.filter(~pl.col("event_id").is_in(conflict_ids.implode()))
+    repeated = repeated_all.sort(["event_id", "arrival_date", "src", "event_time", FILE, ROW]).unique(
+        "event_id", keep="first", maintain_order=True
+    )
+    kept = pl.concat([singles.select(columns + ["_dup"]), repeated.select(columns + ["_dup"])])
+    kept = kept.with_columns(value_reasons(log, kept, ref))
+    clean = kept.filter(pl.col("reason").is_null()).select([c for c in columns if c not in (FILE, ROW)])
+    rejected = kept.filter(pl.col("reason").is_not_null())
+    # Raw lines that may stand for a rejected event: its own copy, or for a collapsed one every
+    # copy with the kept copy's arrival day and file (the smallest raw text among them wins).
+    ties = pl.concat(
+        [
+            rejected.filter(~pl.col("_dup")).select("event_id", FILE, ROW),
+            repeated_all.join(
+                rejected.filter(pl.col("_dup")).select("event_id", "arrival_date", "src"),
+                on=["event_id", "arrival_date", "src"],
+                how="semi",
+            ).select("event_id", FILE, ROW),
+        ]
+    )
+    return StagedBucket(
+        clean=clean,
+        conflicting=conflicting.select(*_QUARANTINE_SOURCE, FILE, ROW),
+        rejected=rejected.select(*_QUARANTINE_SOURCE),
+        ties=ties,
+        collapsed=repeated_all.height - repeated.height,
+    )

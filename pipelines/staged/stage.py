@@ -1,27 +1,53 @@
-"""Stage one (log, event date): read its landed copies, apply rules 5–9, write Parquet.
+"""Stage (log, event date): read its landed copies, apply rules 5–9, write Parquet.
 
 Reads the copies of event date D from landing partitions D..D+3 (the window
 rule 4 allows) and the ids of neighbouring event dates (to catch copies of an
 id whose event_time was changed). Writes clean events and the quarantine of
 this partition, each replaced atomically.
+
+Memory is bounded by a landing *bucket* (a hash of event_id, see
+``pipelines.landing.land``), not by a day: every copy of an event_id is in the
+same bucket, so rule 5 runs bucket by bucket and each bucket becomes one row
+group of the staged file. The ``raw`` line is never loaded for the bulk of the
+events: only the rows that end in the quarantine fetch it, by file and row
+number, after the rules have decided.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
+import duckdb
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipelines.contract import MAX_LATENESS_DAYS, Reason
+from pipelines.duck import compute_connection, sql_list
 from pipelines.lake import DataDir, temp_sibling
-from pipelines.landing.land import landing_files_for_event_date
+from pipelines.landing.land import (
+    LandingSources,
+    landing_buckets,
+    landing_files_for_event_date,
+    landing_sources,
+    read_manifest,
+)
+from pipelines.landing.rules_sql import bucket_expr
+from pipelines.parallel import split, step_threads, thread_map
 from pipelines.quality.quarantine import QUARANTINE_SCHEMA
 from pipelines.reference import Reference
 from pipelines.schemas.events import polars_schema
-from pipelines.staged.rules import resolve_duplicates, value_reasons
+from pipelines.staged.rules import stage_copies
+
+FILE, ROW = "_file", "_row"  # where a copy lives in landing: index into the bucket's file list, row in the file
+# Copies staged at once (a group of buckets): bounds the step's memory whatever the day's size.
+STAGED_GROUP_ROWS = 1_500_000
 
 
 @dataclass
@@ -35,59 +61,309 @@ class StagedStats:
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
+def copy_schema(log: str) -> dict[str, pl.DataType]:
+    """Columns of a landed copy the staged step reads (everything but ``raw``)."""
+    return polars_schema(log) | {"src": pl.String}
+
+
 def _empty_landed(log: str) -> pl.DataFrame:
-    schema = polars_schema(log) | {"src": pl.String, "raw": pl.String}
-    return pl.DataFrame(schema=schema)
+    return pl.DataFrame(schema=copy_schema(log) | {"raw": pl.String})
 
 
 def read_copies(data: DataDir, log: str, event_date: dt.date) -> pl.DataFrame:
+    """Every landed copy of event date D with its raw line (for inspection and tests; the
+    step itself reads bucket by bucket, without ``raw``)."""
     files = landing_files_for_event_date(data, log, event_date)
     if not files:
         return _empty_landed(log)
-    frame = pl.read_parquet(files, hive_partitioning=False)
-    return frame.drop([c for c in ("reason", "part") if c in frame.columns]).select(_empty_landed(log).columns)
+    frame = pl.read_parquet(files, hive_partitioning=False, columns=_empty_landed(log).columns)
+    return frame.cast(_empty_landed(log).schema)
 
 
-def neighbour_ids(data: DataDir, log: str, event_date: dt.date) -> pl.Series:
-    """Ids accepted by landing with another event date within ±3 days."""
-    files = []
-    for offset in range(-MAX_LATENESS_DAYS, MAX_LATENESS_DAYS + 1):
-        if offset:
-            files += landing_files_for_event_date(data, log, event_date + dt.timedelta(days=offset))
-    if not files:
-        return pl.Series("event_id", [], dtype=pl.String)
-    return pl.scan_parquet(files, hive_partitioning=False).select("event_id").unique().collect().to_series()
+class _BucketReader:
+    """Reads one bucket of one event date's landed copies, in either landing layout."""
+
+    def __init__(self, data: DataDir, log: str, buckets: int) -> None:
+        self.data, self.log, self.buckets = data, log, buckets
+        self.columns = list(copy_schema(log))
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = compute_connection(self.data)
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+
+    def files(self, sources: LandingSources, group: list[int]) -> list[Path]:
+        return [p for b in group for p in sources.bucket_files(b)] + sources.other
+
+    def _where(self, group: list[int]) -> str:
+        return f"{bucket_expr(self.buckets)} IN ({', '.join(str(int(b)) for b in group)})"
+
+    def copies(self, sources: LandingSources, group: list[int]) -> tuple[pl.DataFrame, list[Path]]:
+        """The group's copies (no raw) with FILE / ROW locators, and the file list FILE indexes."""
+        files = self.files(sources, group)
+        bucketed = files[: len(files) - len(sources.other)]
+        schema = copy_schema(self.log) | {ROW: pl.Int64, FILE: pl.Int32}
+        parts = []
+        if bucketed:
+            starts = pl.Series(ROW, file_starts(bucketed)[:-1], dtype=pl.Int64)
+            frame = pl.read_parquet(bucketed, columns=self.columns, hive_partitioning=False, row_index_name=ROW)
+            index = starts.search_sorted(frame.get_column(ROW).cast(pl.Int64), side="right") - 1
+            frame = frame.with_columns(
+                (pl.col(ROW).cast(pl.Int64) - starts.gather(index)).alias(ROW), index.cast(pl.Int32).alias(FILE)
+            )
+            parts.append(frame)
+        for i, path in enumerate(sources.other, start=len(bucketed)):
+            # cut with another scheme: keep this group's rows, with their row numbers in the file
+            frame = self.con.sql(
+                f"""SELECT {", ".join(self.columns)}, file_row_number AS {ROW}
+                    FROM read_parquet('{path.as_posix()}', file_row_number = true)
+                    WHERE {self._where(group)}"""
+            ).pl()
+            parts.append(frame.with_columns(pl.lit(i, dtype=pl.Int32).alias(FILE)))
+        if not parts:
+            return pl.DataFrame(schema=schema), files
+        return pl.concat([p.select(list(schema)).cast(schema) for p in parts]), files
+
+    def ids(self, sources: LandingSources, group: list[int]) -> _Ids:
+        """The group's event_ids (for the cross-date conflict test)."""
+        series = []
+        bucketed = [p for b in group for p in sources.bucket_files(b)]
+        if bucketed:
+            series.append(pl.read_parquet(bucketed, columns=["event_id"], hive_partitioning=False).to_series())
+        if sources.other:
+            frame = self.con.sql(
+                f"SELECT event_id FROM read_parquet({sql_list(sources.other)}) WHERE {self._where(group)}"
+            ).pl()
+            series.append(frame.to_series().cast(pl.String))
+        return _Ids(pl.concat(series) if series else pl.Series("event_id", [], dtype=pl.String))
 
 
-def stage_partition(data: DataDir, log: str, event_date: dt.date, ref: Reference) -> StagedStats:
-    copies = read_copies(data, log, event_date)
-    stats = StagedStats(log=log, event_date=event_date.isoformat(), copies=copies.height)
-    kept, conflicting, stats.collapsed = resolve_duplicates(log, copies, neighbour_ids(data, log, event_date))
-    reasons = value_reasons(log, kept, ref)
-    kept = kept.with_columns(reasons)
-    rejected = pl.concat([conflicting, kept.filter(pl.col("reason").is_not_null())], how="vertical_relaxed")
-    clean = kept.filter(pl.col("reason").is_null()).drop("reason", "raw")
+class _Ids:
+    """One event date's ids with their 64-bit hashes: membership is tested on the hashes first
+    (cheap), then confirmed on the strings for the few candidates, so a collision never counts."""
 
-    _write_parquet(clean, data.staged_file(log, event_date))
-    quarantine = rejected.select(
-        pl.lit(log).alias("log"),
-        "event_id",
-        "arrival_date",
-        "reason",
-        "raw",
-        "event_date",
-        pl.lit("staged").alias("stage"),
-        pl.col("src").alias("source_file"),
-    ).sort(["reason", "event_id", "arrival_date", "source_file", "raw"])
-    quarantine = quarantine.cast({c: _PL[t] for c, t in QUARANTINE_SCHEMA.items()})
-    _write_parquet(quarantine, data.quarantine_file("staged", log, event_date))
+    def __init__(self, ids: pl.Series) -> None:
+        self.ids = ids
+        self.hashes = ids.hash(seed=0)
 
-    stats.accepted = clean.height
-    stats.quarantined = quarantine.height
-    counts = quarantine.group_by("reason").len().sort("reason")
-    stats.by_reason = {r: int(n) for r, n in counts.iter_rows()}
-    _write_stats(data, stats)
-    return stats
+    @staticmethod
+    def shared(day: _Ids, others: list[_Ids]) -> pl.Series:
+        """Distinct ids of ``day`` that also occur in ``others``."""
+        others = [o for o in others if o.ids.len()]
+        if not others or not day.ids.len():
+            return pl.Series("event_id", [], dtype=pl.String)
+        candidates = day.ids.filter(day.hashes.is_in(pl.concat([o.hashes for o in others]).implode()))
+        if not candidates.len():
+            return candidates
+        wanted = candidates.hash(seed=0).implode()
+        strings = pl.concat([o.ids.filter(o.hashes.is_in(wanted)) for o in others])
+        return candidates.filter(candidates.is_in(strings.implode())).unique()
+
+
+def bucket_groups(
+    data: DataDir, log: str, days: list[dt.date], buckets: int, group_rows: int | None = None
+) -> list[list[int]]:
+    """Buckets processed together: as many as keep a group under STAGED_GROUP_ROWS copies.
+
+    Small days run as one group (few, large polars and pandera calls); a day larger than
+    memory runs bucket by bucket. Sized from the landing manifests' counts.
+    """
+    rows = 0
+    for day in days:
+        n = 0
+        for lag in range(MAX_LATENESS_DAYS + 1):
+            manifest = read_manifest(data, log, day + dt.timedelta(days=lag))
+            if manifest is not None:
+                n += manifest.by_event_date.get(day.isoformat(), 0)
+        rows = max(rows, n)
+    per_bucket = max(1, rows // buckets)
+    limit = staged_group_rows() if group_rows is None else group_rows
+    size = max(1, min(buckets, limit // per_bucket))
+    return [list(range(i, min(i + size, buckets))) for i in range(0, buckets, size)]
+
+
+def staged_group_rows() -> int:
+    return int(os.environ.get("REVWH_STAGED_GROUP_ROWS", STAGED_GROUP_ROWS))
+
+
+def file_starts(files: list[Path]) -> list[int]:
+    """Row offset of each file in the concatenation of ``files`` (and the total, last)."""
+    sizes = [pq.ParquetFile(p).metadata.num_rows for p in files]
+    return [0, *itertools.accumulate(sizes)]
+
+
+def fetch_raw(files: list[Path], rows: pl.DataFrame) -> pl.DataFrame:
+    """The raw lines of the copies at ``rows`` (FILE, ROW): one streaming scan of the files'
+    raw column, keeping only those rows (memory stays at a few row groups)."""
+    schema = {FILE: pl.Int32, ROW: pl.Int64, "raw": pl.String}
+    rows = rows.unique()
+    if not rows.height:
+        return pl.DataFrame(schema=schema)
+    used = sorted(rows.get_column(FILE).unique().to_list())
+    paths = [files[i] for i in used]
+    starts = pl.Series("start", file_starts(paths)[:-1], dtype=pl.Int64)
+    position = pl.DataFrame({FILE: pl.Series(used, dtype=pl.Int32), "start": starts})
+    wanted = rows.join(position, on=FILE).with_columns((pl.col("start") + pl.col(ROW)).alias("_g"))
+    found = (
+        pl.scan_parquet(paths, hive_partitioning=False)
+        .select("raw")
+        .with_row_index("_g")
+        .filter(pl.col("_g").is_in(wanted.get_column("_g").cast(pl.UInt32).implode()))
+        .collect(engine="streaming")
+        .with_columns(pl.col("_g").cast(pl.Int64))
+    )
+    return wanted.join(found, on="_g").select(list(schema)).cast(schema)
+
+
+class _DayOutput:
+    """The staged file (one row group per bucket), quarantine rows and stats of one event date."""
+
+    def __init__(self, data: DataDir, log: str, day: dt.date) -> None:
+        self.data, self.log, self.day = data, log, day
+        self.stats = StagedStats(log=log, event_date=day.isoformat())
+        self.schema = pl.DataFrame(schema=polars_schema(log) | {"src": pl.String}).to_arrow().schema
+        self.path = data.staged_file(log, day)
+        self.tmp = temp_sibling(self.path)
+        # dictionary pages pay off on the repetitive columns, not on ids and timestamps
+        dictionary = [
+            c for c, t in zip(self.schema.names, self.schema.types, strict=True) if pa.types.is_large_string(t)
+        ]
+        dictionary = [c for c in dictionary if c not in ("event_id", "event_time")]
+        self.writer = pq.ParquetWriter(
+            self.tmp, self.schema, compression="zstd", compression_level=1, use_dictionary=dictionary
+        )
+        self.quarantine: list[pl.DataFrame] = []
+
+    def add(self, clean: pl.DataFrame, quarantine: pl.DataFrame, copies: int, collapsed: int) -> None:
+        if clean.height:
+            self.writer.write_table(clean.select(self.schema.names).to_arrow().cast(self.schema))
+        if quarantine.height:
+            self.quarantine.append(quarantine)
+        self.stats.copies += copies
+        self.stats.collapsed += collapsed
+        self.stats.accepted += clean.height
+
+    def finish(self) -> StagedStats:
+        self.writer.close()
+        os.replace(self.tmp, self.path)
+        quarantine = pl.concat(self.quarantine) if self.quarantine else _empty_quarantine_source()
+        quarantine = quarantine.select(
+            pl.lit(self.log).alias("log"),
+            "event_id",
+            "arrival_date",
+            "reason",
+            "raw",
+            "event_date",
+            pl.lit("staged").alias("stage"),
+            pl.col("src").alias("source_file"),
+        ).sort(["reason", "event_id", "arrival_date", "source_file", "raw"])
+        quarantine = quarantine.cast({c: _PL[t] for c, t in QUARANTINE_SCHEMA.items()})
+        _write_parquet(quarantine, self.data.quarantine_file("staged", self.log, self.day))
+        self.stats.quarantined = quarantine.height
+        counts = quarantine.group_by("reason").len().sort("reason")
+        self.stats.by_reason = {r: int(n) for r, n in counts.iter_rows()}
+        _write_stats(self.data, self.stats)
+        return self.stats
+
+    def abort(self) -> None:
+        self.writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _empty_quarantine_source() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={
+            "event_id": pl.String,
+            "arrival_date": pl.Date,
+            "reason": pl.String,
+            "raw": pl.String,
+            "event_date": pl.Date,
+            "src": pl.String,
+        }
+    )
+
+
+def stage_range(
+    data: DataDir,
+    log: str,
+    days: Iterable[dt.date],
+    ref: Reference,
+    *,
+    buckets: int | None = None,
+    group_rows: int | None = None,
+) -> list[StagedStats]:
+    """Rules 5–9 for every event date of ``days``, bucket by bucket.
+
+    For each group of buckets the days are visited in order with a sliding window
+    of the neighbours' ids (D-3..D+3), so each event date's ids are read once per
+    group, not once per neighbour.
+    """
+    days = sorted(set(days))
+    if not days:
+        return []
+    buckets = landing_buckets() if buckets is None else buckets
+    span = [days[0] + dt.timedelta(days=i) for i in range(-MAX_LATENESS_DAYS, (days[-1] - days[0]).days + 4)]
+    sources = {d: landing_sources(data, log, d, buckets) for d in span}
+    reader = _BucketReader(data, log, buckets)
+    outputs = {d: _DayOutput(data, log, d) for d in days}
+    try:
+        for group in bucket_groups(data, log, span, buckets, group_rows):  # neighbours' ids are held too
+            ids: dict[dt.date, _Ids] = {}
+            for day in days:
+                copies, files = reader.copies(sources[day], group)
+                ids[day] = _Ids(copies.get_column("event_id"))
+                neighbours = []
+                for offset in range(-MAX_LATENESS_DAYS, MAX_LATENESS_DAYS + 1):
+                    other = day + dt.timedelta(days=offset)
+                    if offset == 0:
+                        continue
+                    if other not in ids:
+                        ids[other] = reader.ids(sources[other], group)
+                    neighbours.append(ids[other])
+                foreign = _Ids.shared(ids[day], neighbours)
+                result = stage_copies(log, copies, foreign, ref)
+                raw = fetch_raw(files, result.needs_raw)
+                outputs[day].add(result.clean, result.quarantine(raw), copies.height, result.collapsed)
+                del copies, result, raw
+                for old in [d for d in ids if d < day - dt.timedelta(days=MAX_LATENESS_DAYS - 1)]:
+                    del ids[old]
+        return [outputs[d].finish() for d in days]
+    except BaseException:
+        for out in outputs.values():
+            out.abort()
+        raise
+    finally:
+        reader.close()
+
+
+def stage_days(
+    data: DataDir,
+    log: str,
+    days: Iterable[dt.date],
+    ref: Reference,
+    *,
+    buckets: int | None = None,
+    threads: int | None = None,
+) -> list[StagedStats]:
+    """:func:`stage_range` on ``threads`` runs of consecutive days at once (both cores on a
+    multi-day range); each run holds a proportionally smaller group, so memory stays bounded."""
+    days = sorted(set(days))
+    runs = split(days, step_threads() if threads is None else threads)
+    rows = staged_group_rows() // max(1, len(runs))
+    parts = thread_map(lambda run: stage_range(data, log, run, ref, buckets=buckets, group_rows=rows), runs, len(runs))
+    return [stats for part in parts for stats in part]
+
+
+def stage_partition(
+    data: DataDir, log: str, event_date: dt.date, ref: Reference, *, buckets: int | None = None
+) -> StagedStats:
+    return stage_range(data, log, [event_date], ref, buckets=buckets)[0]
 
 
 _PL = {"VARCHAR": pl.String, "DATE": pl.Date}
@@ -111,4 +387,4 @@ def read_staged_stats(data: DataDir, log: str, event_date: dt.date) -> StagedSta
     return StagedStats(**json.loads(path.read_text())) if path.exists() else None
 
 
-__all__ = ["Reason", "StagedStats", "read_copies", "stage_partition"]
+__all__ = ["Reason", "StagedStats", "read_copies", "stage_days", "stage_partition", "stage_range"]

@@ -1,0 +1,87 @@
+"""The benchmark's arithmetic on a tiny dataset (no timing assertions: numbers vary by machine).
+
+On clean generated data (no dirt) the bare DuckDB statement and the pipeline's marts must agree
+to the cent: that checks the bare statement's revenue rules, so its time is a fair ceiling.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from pipelines import bench
+from pipelines.generate import generate_dataset
+
+START = dt.date(2025, 3, 1)
+
+
+def test_bench_full_on_a_tiny_clean_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def clean(data_dir: str, start: str, days: int, events_per_day: int, seed: int) -> dict:
+        stats = generate_dataset(Path(data_dir), dt.date.fromisoformat(start), days, events_per_day, seed, dirt_rate=0)
+        return {"events": stats.total_events, "seconds": stats.seconds, "events_per_s": 1}
+
+    monkeypatch.setattr(bench, "run_generate", clean)
+    result = bench.bench_full(tmp_path, START, 2, 1500, 3, isolate=False)
+    pipeline = result["pipeline"]
+    assert pipeline["success"]
+    assert result["generator"]["events"] == pipeline["events"]  # clean data: one raw line per event
+    assert pipeline["events_per_s"] == round(pipeline["events"] / pipeline["seconds"])
+    assert result["ratio_pipeline_to_bare"] == round(pipeline["seconds"] / result["bare_duckdb"]["seconds"], 2)
+    stages = pipeline["stages_s"]
+    assert set(stages) == set(bench.STAGES)
+    assert stages["landing"] > 0 and stages["staged"] > 0 and stages["checks"] > 0 and stages["publish"] > 0
+    assert pipeline["steps_total_s"] == pytest.approx(sum(pipeline["steps_s"].values()), abs=0.01)
+    assert pipeline["steps_total_s"] == pytest.approx(sum(stages.values()), abs=0.01)
+    assert 0 < pipeline["validation_s"] < pipeline["seconds"]
+    assert pipeline["validation_share"] == round(pipeline["validation_s"] / pipeline["seconds"], 4)
+    assert pipeline["peak_rss_gib"] > 0 and pipeline["peak_rss_gib_by_stage"]
+    # dirt aside, the bare statement computes the same revenue as the marts, to the cent
+    assert result["bare_vs_marts"]["keys"] == 2 * 4
+    assert result["bare_vs_marts"]["max_relative_difference"] < 1e-9
+    json.dumps(result)  # what main() writes
+
+
+def _event(kind: str, step: str | None, *, asset: str | None = None, ms: float | None = None):
+    data = SimpleNamespace(duration_ms=ms) if ms is not None else None
+    key = SimpleNamespace(path=[asset]) if asset else None
+    return SimpleNamespace(event_type_value=kind, step_key=step, event_specific_data=data, asset_key=key)
+
+
+def test_stage_arithmetic() -> None:
+    events = [
+        _event("ASSET_MATERIALIZATION", "landing__gifts", asset="landing"),
+        _event("STEP_SUCCESS", "landing__gifts", ms=1500),
+        _event("ASSET_CHECK_EVALUATION", "landing__gifts_check"),
+        _event("STEP_SUCCESS", "landing__gifts_check", ms=250),
+        _event("ASSET_MATERIALIZATION", "warehouse", asset="warehouse"),
+        _event("STEP_SUCCESS", "warehouse", ms=100),
+        _event("STEP_SUCCESS", "mystery", ms=5),
+        _event("PIPELINE_SUCCESS", None),
+    ]
+    stages, steps = bench.step_stages(events)
+    assert stages["landing"] == 1.5 and stages["checks"] == 0.25 and stages["publish"] == 0.1
+    assert stages["other"] == 0.005 and sum(stages.values()) == pytest.approx(1.855)
+    assert steps == {"landing__gifts": 1.5, "landing__gifts_check": 0.25, "mystery": 0.005, "warehouse": 0.1}
+    summary = bench.summarize_run(wall=2.0, cpu=3.0, lines=1000, stages=stages, validation=0.5, peak_rss=2**30)
+    assert summary["events_per_s"] == 500 and summary["cpu_utilisation"] == 1.5
+    assert summary["dagster_overhead_s"] == pytest.approx(0.145) and summary["validation_share"] == 0.25
+    assert summary["peak_rss_gib"] == 1.0
+    peaks = bench.peak_rss_by_stage(
+        [(1.0, 2**30), (2.0, 3 * 2**30), (5.0, 2**31)],
+        {"landing__gifts": (0.5, 2.5), "warehouse": (4.0, 6.0)},
+        {"landing__gifts": "landing", "warehouse": "publish"},
+    )
+    assert peaks == {"landing": 3.0, "publish": 2.0}
+
+
+def test_stream_differences() -> None:
+    bare = {("2025-03-01", "ads"): (1.0, 0.0, 0.0, 1.0, 10)}
+    assert bench.stream_differences(bare, dict(bare))["max_relative_difference"] == 0.0
+    assert bench.stream_differences(bare, {("2025-03-01", "ads"): (1.1, 0.0, 0.0, 1.1, 11)})[
+        "max_relative_difference"
+    ] == pytest.approx(0.1 / 1.1, rel=1e-6)
+    assert bench.stream_differences(bare, {})["max_relative_difference"] == 1.0

@@ -1,0 +1,157 @@
+"""Landing buckets (hash of event_id) and the bucket-by-bucket staged step decide exactly what
+the unbucketed pipeline decided: same staged events, same quarantine rows (raw lines included),
+same facts and marts, whatever the bucket count, the grouping or the landing layout."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from pipelines.contract import LOGS
+from pipelines.facts.revenue import build_facts
+from pipelines.generate import generate_dataset
+from pipelines.lake import DataDir
+from pipelines.landing.land import BUCKET_FILE, land_partition, landing_files_for_event_date, read_manifest
+from pipelines.marts.build import build_mart_partition
+from pipelines.reference import load_reference
+from pipelines.staged.stage import stage_range
+from tests.builders import impression, write_raw
+
+START = dt.date(2025, 3, 1)
+DAYS = [START + dt.timedelta(days=i) for i in range(3)]
+ARRIVALS = [START + dt.timedelta(days=i) for i in range(7)]
+
+
+@pytest.fixture(scope="module")
+def raw_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bucketing-raw")
+    generate_dataset(root, START, 3, 4000, seed=5, dirt_rate=0.02)
+    return root
+
+
+def _copy_raw(raw_dir: Path, target: Path) -> DataDir:
+    shutil.copytree(raw_dir / "reference", target / "reference")
+    shutil.copytree(raw_dir / "raw", target / "raw")
+    return DataDir.at(target)
+
+
+def _land(data: DataDir, buckets: int) -> None:
+    for log in LOGS:
+        for day in ARRIVALS:
+            land_partition(data, log, day, buckets=buckets)
+
+
+def _run(data: DataDir, buckets: int, monkeypatch: pytest.MonkeyPatch, group_rows: int) -> dict[str, list]:
+    """Stage, attribute and build the two core marts; return every output sorted."""
+    monkeypatch.setenv("REVWH_STAGED_GROUP_ROWS", str(group_rows))
+    ref = load_reference(data)
+    for log in LOGS:
+        stage_range(data, log, DAYS, ref, buckets=buckets)
+    out: dict[str, list] = {}
+    for day in DAYS:
+        build_facts(data, day, ref)
+        for mart in ("revenue_by_stream", "revenue_by_region"):
+            build_mart_partition(data, mart, day)
+    with duckdb.connect() as con:
+        for log in LOGS:
+            out[f"staged/{log}"] = con.execute(
+                f"SELECT * FROM read_parquet('{data.lake}/staged/{log}/*.parquet') ORDER BY ALL"
+            ).fetchall()
+        out["quarantine"] = con.execute(
+            f"SELECT * FROM read_parquet('{data.lake}/quarantine/*/*/*.parquet', union_by_name = true) ORDER BY ALL"
+        ).fetchall()
+        out["facts"] = con.execute(
+            f"SELECT * FROM read_parquet('{data.lake}/facts/revenue_events/*.parquet') ORDER BY ALL"
+        ).fetchall()
+        for mart in ("revenue_by_stream", "revenue_by_region"):
+            out[mart] = con.execute(
+                f"SELECT * FROM read_parquet('{data.lake}/marts/{mart}/*.parquet') ORDER BY ALL"
+            ).fetchall()
+    return out
+
+
+@pytest.fixture(scope="module")
+def unbucketed(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list]:
+    data = _copy_raw(raw_dir, tmp_path_factory.mktemp("b1"))
+    _land(data, 1)
+    with pytest.MonkeyPatch.context() as mp:
+        return _run(data, 1, mp, group_rows=10**9)
+
+
+def test_reference_run_has_every_kind_of_reject(unbucketed: dict[str, list]) -> None:
+    reasons = {row[3] for row in unbucketed["quarantine"]}
+    assert {"conflicting_duplicate", "invalid_value", "malformed", "late_arrival"} <= reasons
+    assert all(row[4] for row in unbucketed["quarantine"])  # every rejected copy keeps its raw line
+
+
+@pytest.mark.parametrize(("buckets", "group_rows"), [(7, 1), (16, 10**9), (3, 2000)])
+def test_bucketing_changes_nothing(
+    raw_dir: Path, tmp_path: Path, unbucketed: dict[str, list], monkeypatch: pytest.MonkeyPatch, buckets, group_rows
+) -> None:
+    data = _copy_raw(raw_dir, tmp_path)
+    _land(data, buckets)
+    got = _run(data, buckets, monkeypatch, group_rows)
+    assert got.keys() == unbucketed.keys()
+    for name, rows in unbucketed.items():
+        assert got[name] == rows, name
+
+
+def test_other_landing_layout_is_read_by_hash(
+    raw_dir: Path, tmp_path: Path, unbucketed: dict[str, list], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Partitions landed with another bucket count (or before bucketing) are still staged right."""
+    data = _copy_raw(raw_dir, tmp_path)
+    for log in LOGS:
+        for i, day in enumerate(ARRIVALS):
+            land_partition(data, log, day, buckets=4 if i % 2 else 1)
+    got = _run(data, 5, monkeypatch, group_rows=3000)
+    for name, rows in unbucketed.items():
+        assert got[name] == rows, name
+
+
+def test_every_copy_of_an_id_lands_in_one_bucket(raw_dir: Path, tmp_path: Path) -> None:
+    data = _copy_raw(raw_dir, tmp_path)
+    _land(data, 8)
+    manifest = read_manifest(data, "impressions", DAYS[0])
+    assert manifest.buckets == 8 and "%8" in manifest.bucket_scheme
+    seen: dict[str, set[int]] = {}
+    for day in DAYS:
+        for path in landing_files_for_event_date(data, "impressions", day):
+            bucket = int(BUCKET_FILE.fullmatch(path.name).group(1))
+            for event_id in pl.read_parquet(path, columns=["event_id"]).get_column("event_id"):
+                seen.setdefault(event_id, set()).add(bucket)
+    assert seen and all(len(b) == 1 for b in seen.values())
+    assert len({b for bs in seen.values() for b in bs}) == 8
+
+
+def test_changing_the_bucket_count_relands(data_dir: DataDir) -> None:
+    write_raw(data_dir.root, "impressions", "2025-03-05", [impression("a", "2025-03-05T10:00:00Z")])
+    day = dt.date(2025, 3, 5)
+    first = land_partition(data_dir, "impressions", day, buckets=4)
+    assert land_partition(data_dir, "impressions", day, buckets=4).skipped
+    again = land_partition(data_dir, "impressions", day, buckets=8)
+    assert not again.skipped and again.fingerprint != first.fingerprint
+    manifest = json.loads(data_dir.manifest_file("landing", "impressions", day).read_text())
+    assert manifest["buckets"] == 8
+
+
+def test_quarantined_redelivery_keeps_the_smallest_raw_line(data_dir: DataDir) -> None:
+    """Identical copies (same arrival day and file) differing only in formatting, rejected by rule 6:
+    the quarantine shows the smallest raw text, as the unbucketed rule 5 kept it."""
+    t = "2025-03-05T10:00:00Z"
+    row = impression("fmt", t, ad_format="banner")
+    compact = json.dumps(row, separators=(",", ":"))
+    spaced = json.dumps(row)
+    write_raw(data_dir.root, "impressions", "2025-03-05", [compact, spaced, compact])
+    day = dt.date(2025, 3, 5)
+    land_partition(data_dir, "impressions", day, buckets=2)
+    stats = stage_range(data_dir, "impressions", [day], load_reference(data_dir), buckets=2)[0]
+    assert (stats.copies, stats.collapsed, stats.accepted, stats.quarantined) == (3, 2, 0, 1)
+    q = pl.read_parquet(data_dir.quarantine_file("staged", "impressions", day))
+    assert q.select("event_id", "reason", "raw").rows() == [("fmt", "invalid_value", min(compact, spaced))]
