@@ -190,3 +190,17 @@ def test_relanding_replaces_and_skips_when_unchanged(data_dir: DataDir) -> None:
     third = land_partition(data_dir, "impressions", DAY)
     assert not third.skipped
     assert accepted_ids(data_dir) == {"a"}
+
+
+def test_invalid_utf8_line_is_malformed_not_a_crash(data_dir: DataDir) -> None:
+    folder = data_dir.root / "raw" / "impressions" / f"dt={ARRIVAL}"
+    folder.mkdir(parents=True)
+    good = json.dumps(impression("good", T)).encode()
+    (folder / "part-0.jsonl").write_bytes(
+        good + b"\n" + b'{"event_id": "bad\xff\xfe"}\n' + good.replace(b"good", b"also")
+    )
+    stats = land_partition(data_dir, "impressions", DAY)
+    assert (stats.landed, stats.accepted, stats.by_reason) == (3, 2, {"malformed": 1})
+    from pipelines.quality.reconcile import count_raw_lines
+
+    assert count_raw_lines(data_dir, "impressions", DAY) == 3

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.contract import MAX_LATENESS_DAYS
+from pipelines.contract import MAX_LATENESS_DAYS, Reason
 from pipelines.duck import compute_connection, sql_list
 from pipelines.lake import DataDir, replace_dir, temp_sibling
 from pipelines.landing.rules_sql import bucket_expr, landing_select, register_udfs
@@ -233,22 +233,45 @@ def _copy_partition(
         index = path.stem.rsplit("_", 1)[-1]
         os.replace(path, target / f"bucket-{bucket:03d}-{index}.parquet")
     stats.by_event_date = dict(sorted(by_event_date.items()))
-    if rejected_files:
-        rejected = sql_list(rejected_files)
+    unreadable = _unreadable_lines_sql(con, arrival)
+    sources = [f"SELECT * FROM read_parquet({sql_list(rejected_files)})"] if rejected_files else []
+    sources += [unreadable] if unreadable else []
+    if sources:
+        rejected = " UNION ALL BY NAME ".join(sources)
         tmp_q = temp_sibling(quarantine_path)
         con.execute(
-            f"""COPY (SELECT {QUARANTINE_COLUMNS_SQL.format(log=log, stage="landing")}
-                      FROM read_parquet({rejected}))
+            f"""COPY (SELECT {QUARANTINE_COLUMNS_SQL.format(log=log, stage="landing")} FROM ({rejected}))
                 TO '{tmp_q.as_posix()}' (FORMAT parquet)"""
         )
         os.replace(tmp_q, quarantine_path)
-        rows = con.execute(f"SELECT reason, count(*) FROM read_parquet({rejected}) GROUP BY 1").fetchall()
+        rows = con.execute(
+            f"SELECT reason, count(*) FROM read_parquet('{quarantine_path.as_posix()}') GROUP BY 1"
+        ).fetchall()
         stats.by_reason = {r: int(n) for r, n in sorted(rows)}
     else:
         write_empty_quarantine(quarantine_path)
     stats.accepted = sum(stats.by_event_date.values())
     stats.quarantined = sum(stats.by_reason.values())
     stats.landed = stats.accepted + stats.quarantined
+
+
+def _unreadable_lines_sql(con: duckdb.DuckDBPyConnection, arrival: dt.date) -> str | None:
+    """Lines DuckDB's reader could not read as text (invalid UTF-8, over-long lines): malformed.
+
+    They are kept in the reader's reject table (``store_rejects``) instead of failing
+    the whole partition; their text there has the undecodable bytes replaced.
+    """
+    try:
+        n = con.execute("SELECT count(*) FROM reject_errors").fetchall()[0][0]
+    except duckdb.Error:  # no reject table: nothing was rejected
+        return None
+    if not n:
+        return None
+    return f"""SELECT DISTINCT ON (e.scan_id, e.file_id, e.line)
+                   NULL::VARCHAR AS event_id, DATE '{arrival.isoformat()}' AS arrival_date,
+                   '{Reason.MALFORMED}' AS reason, e.csv_line AS raw, NULL::DATE AS event_date,
+                   parse_filename(s.file_path) AS src
+               FROM reject_errors e JOIN reject_scans s ON e.scan_id = s.scan_id AND e.file_id = s.file_id"""
 
 
 def landing_files_for_event_date(data: DataDir, log: str, event_date: dt.date, bucket: int | None = None) -> list[Path]:

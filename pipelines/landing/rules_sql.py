@@ -121,7 +121,7 @@ WITH lines AS (
     SELECT raw, parse_filename(filename) AS src
     FROM read_csv({files_sql}, columns = {{'raw': 'VARCHAR'}}, header = false, delim = '\x1f\x1e',
                   quote = '', escape = '', auto_detect = false, filename = true, comment = '',
-                  strict_mode = false, null_padding = true)
+                  strict_mode = false, null_padding = true, store_rejects = true)
     -- CASE, not OR: DuckDB evaluates both sides of an OR, and trim() with a set is slow
     WHERE CASE WHEN starts_with(raw, '{{') THEN true ELSE trim(raw, ' ' || chr(9) || chr(13)) <> '' END
 ),

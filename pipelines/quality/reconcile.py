@@ -26,12 +26,17 @@ def count_raw_lines(data: DataDir, log: str, day: dt.date, con: duckdb.DuckDBPyC
         return 0
     sql = f"""SELECT count(*) FROM read_csv({sql_list(files)}, columns = {{'raw': 'VARCHAR'}}, header = false,
                  delim = '\x1f\x1e', quote = '', escape = '', auto_detect = false, strict_mode = false,
-                 null_padding = true)
+                 null_padding = true, store_rejects = true)
               WHERE regexp_matches(raw, '[^ \\t\\r]')"""  # a non-blank character; trim(raw, set) is 10x slower
-    if con is not None:
-        return int(con.execute(sql).fetchone()[0])
-    with duckdb.connect() as own:
-        return int(own.execute(sql).fetchone()[0])
+    # Lines the reader cannot decode (invalid UTF-8) land in its reject table; they are lines too.
+    unreadable = "SELECT count(DISTINCT (scan_id, file_id, line)) FROM reject_errors"
+    own = con is None
+    cursor = duckdb.connect() if own else con.cursor()
+    try:
+        readable = int(cursor.execute(sql).fetchall()[0][0])
+        return readable + int(cursor.execute(unreadable).fetchall()[0][0])
+    finally:
+        cursor.close()
 
 
 def parquet_rows(files: list) -> int:
