@@ -60,6 +60,27 @@ def test_period_kpis(report: Report) -> None:
     assert (report.data.first_day, report.data.last_day) == (D1, D2)
 
 
+def test_window_keeps_only_the_last_event_dates(run: PipelineRun, tmp_path: Path) -> None:
+    """--days 1: only D2 (the latest event date); the user counts come from D2's facts alone."""
+    one_day = build_report(run.root, tmp_path / "last_day.html", days=1)
+    s = one_day.data.summary
+    assert (one_day.data.first_day, one_day.data.last_day) == (D2, D2)
+    assert s["net_revenue_usd"] == approx(NET_D2)
+    assert s["active_users"] == 2
+    assert s["paying_users"] == 1  # u3
+    assert one_day.data.kpi_daily.get_column("event_date").to_list() == [D2]
+    assert any("last 1 event dates" in note for note in one_day.data.notes)
+    everything = build_report(run.root, tmp_path / "all.html", days=0)
+    assert (everything.data.first_day, everything.data.last_day) == (D1, D2)
+    assert not any("event dates" in note for note in everything.data.notes)
+
+
+def test_report_days_must_not_be_negative(run: PipelineRun, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["report", "--data-dir", str(run.root), "--days", "-1"])
+    assert "--days" in capsys.readouterr().err
+
+
 def test_daily_kpis(report: Report) -> None:
     daily = {r["event_date"]: r for r in report.data.kpi_daily.iter_rows(named=True)}
     assert daily[D1]["ctr"] == approx(3 / 6)

@@ -40,17 +40,18 @@ def default_report_path(data: DataDir) -> Path:
     return data.root / "reports" / f"{REPORT_NAME}.html"
 
 
-def build_report(data_dir: str | os.PathLike[str], out: Path | None = None) -> Report:
+def build_report(data_dir: str | os.PathLike[str], out: Path | None = None, days: int | None = None) -> Report:
     """Write the report of ``data_dir``'s published warehouse to ``out`` (default
     ``<data>/reports/revenue_report.html``), with the chart PNGs beside it as ``<stem>_<chart>.png``.
 
     The PNGs are also embedded in the HTML, so the page alone is enough to view the report.
+    ``days``: the window of event dates (0: all history; default $REVWH_REPORT_DAYS or 28).
     """
     data = DataDir.at(data_dir)
     if not data.warehouse.exists():
         raise ReportError(f"no warehouse at {data.warehouse}: run `revwh run --data-dir {data_dir} ...` first")
     html_path = (out or default_report_path(data)).resolve()
-    report_data = load_report_data(data.warehouse)
+    report_data = load_report_data(data.warehouse, days)
     charts = render_charts(report_data, html_path.parent, prefix=f"{html_path.stem}_")
     page = render_html(report_data, charts, dt.datetime.now(dt.UTC))
     tmp = temp_sibling(html_path)

@@ -21,7 +21,23 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> None:
     # text, not Path: a URL data directory (s3://…) must keep its double slash
     p.add_argument("--data-dir", required=True, help="a path, or a URL data directory as for `revwh sql`")
     p.add_argument("--out", type=Path, default=None, help="HTML file to write (its folder is created)")
+    p.add_argument(
+        "--days",
+        type=_days,
+        default=None,
+        help="event dates covered, ending at the latest one (0 = all history; default $REVWH_REPORT_DAYS or 28)",
+    )
     p.set_defaults(handler=_cmd_report)
+
+
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (all history) or a positive number of days: {value}")
+    return value
 
 
 def _local_data_dir(location: str) -> Path:
@@ -44,7 +60,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.suffix.lower() not in (".html", ".htm"):
         raise CliError(f"--out must name an .html file: {args.out}")
     try:
-        report = build_report(_local_data_dir(args.data_dir), args.out)
+        report = build_report(_local_data_dir(args.data_dir), args.out, args.days)
     except ReportError as exc:
         raise CliError(str(exc)) from exc
     print(f"revwh report: wrote {report.html_path} ({len(report.charts)} charts)")

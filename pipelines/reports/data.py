@@ -9,6 +9,8 @@ counts are per row and do not add up.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,13 +55,42 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {r[0] for r in rows}
 
 
-def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
-    return con.sql(sql).pl()
+# Default window of the report: the last four weeks of event dates. A bounded window keeps a daily
+# run's cost independent of how much history the warehouse holds (the user counts scan facts).
+DEFAULT_REPORT_DAYS = 28
+_TABLE = re.compile(r"\{(\w+\.\w+)\}")
 
 
-def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple:
-    """The single row of an aggregate query (fetchall: DuckDB 2 refuses new work on a half-read result)."""
-    return con.execute(sql).fetchall()[0]
+def report_days() -> int:
+    """Event dates the scheduled report covers: $REVWH_REPORT_DAYS (0 = all history), else 28."""
+    value = int(os.environ.get("REVWH_REPORT_DAYS", DEFAULT_REPORT_DAYS))
+    if value < 0:
+        raise ValueError(f"REVWH_REPORT_DAYS must be 0 (all history) or a number of days, got {value}")
+    return value
+
+
+class _Reader:
+    """Runs the report's queries with every ``{schema.table}`` limited to the report's window."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, since: dt.date | None) -> None:
+        self.con, self.since = con, since
+
+    def sql(self, query: str) -> str:
+        def source(match: re.Match[str]) -> str:
+            table = match.group(1)
+            if self.since is None:
+                return table
+            column = "arrival_date" if table.startswith("quality.") else "event_date"
+            return f"(SELECT * FROM {table} WHERE {column} >= DATE '{self.since.isoformat()}')"
+
+        return _TABLE.sub(source, query)
+
+    def frame(self, query: str) -> pl.DataFrame:
+        return self.con.sql(self.sql(query)).pl()
+
+    def one(self, query: str) -> tuple:
+        """The single row of an aggregate query (fetchall: DuckDB 2 refuses new work on a half-read result)."""
+        return self.con.execute(self.sql(query)).fetchall()[0]
 
 
 _STREAM_DAILY = """
@@ -67,21 +98,21 @@ SELECT event_date, stream,
        sum(gross_revenue_usd) AS gross_revenue_usd, sum(platform_fees_usd) AS platform_fees_usd,
        sum(creator_payouts_usd) AS creator_payouts_usd, sum(net_revenue_usd) AS net_revenue_usd,
        CAST(sum(event_count) AS BIGINT) AS event_count
-FROM marts.revenue_by_stream GROUP BY ALL ORDER BY ALL"""
+FROM {marts.revenue_by_stream} GROUP BY ALL ORDER BY ALL"""
 
 _REGION_STREAMS = """
 SELECT region, stream, sum(gross_revenue_usd) AS gross_revenue_usd, sum(net_revenue_usd) AS net_revenue_usd
-FROM marts.revenue_by_region GROUP BY ALL ORDER BY ALL"""
+FROM {marts.revenue_by_region} GROUP BY ALL ORDER BY ALL"""
 
 _ADS_DAILY = """
 SELECT event_date, CAST(sum(impressions) AS BIGINT) AS impressions, CAST(sum(clicks) AS BIGINT) AS clicks,
        sum(spend_usd) AS spend_usd
-FROM marts.ads_by_format GROUP BY ALL"""
+FROM {marts.ads_by_format} GROUP BY ALL"""
 
 _SHOP_DAILY = """
 SELECT event_date, sum(gmv_usd) AS gmv_usd, sum(refunds_usd) AS refunds_usd,
        sum(referral_revenue_usd) AS referral_revenue_usd
-FROM marts.ecommerce_by_category GROUP BY ALL"""
+FROM {marts.ecommerce_by_category} GROUP BY ALL"""
 
 # Distinct users per day across regions: from the facts, the marts' counts are per region.
 _USERS_DAILY = """
@@ -89,18 +120,18 @@ SELECT event_date,
        count(DISTINCT user_id) AS active_users,
        count(DISTINCT user_id) FILTER (WHERE log = 'coin_purchases') AS paying_users,
        coalesce(sum(gross_revenue_usd) FILTER (WHERE log = 'coin_purchases'), 0) AS coin_gross_usd
-FROM facts.revenue_events GROUP BY ALL"""
+FROM {facts.revenue_events} GROUP BY ALL"""
 
 _USERS_PERIOD = """
 SELECT count(DISTINCT user_id) AS active_users,
        count(DISTINCT user_id) FILTER (WHERE log = 'coin_purchases') AS paying_users
-FROM facts.revenue_events"""
+FROM {facts.revenue_events}"""
 
 _ADS_FORMATS = """
 SELECT ad_format, CAST(sum(impressions) AS BIGINT) AS impressions, CAST(sum(clicks) AS BIGINT) AS clicks,
        sum(clicks) / nullif(sum(impressions), 0) AS ctr, sum(spend_usd) AS spend_usd,
        sum(spend_usd) / nullif(sum(impressions), 0) * 1000 AS ecpm_usd
-FROM marts.ads_by_format GROUP BY ALL ORDER BY spend_usd DESC, ad_format"""
+FROM {marts.ads_by_format} GROUP BY ALL ORDER BY spend_usd DESC, ad_format"""
 
 _CATEGORIES = """
 SELECT category, sum(gmv_usd) AS gmv_usd, sum(refunds_usd) AS refunds_usd,
@@ -108,24 +139,25 @@ SELECT category, sum(gmv_usd) AS gmv_usd, sum(refunds_usd) AS refunds_usd,
        sum(referral_revenue_usd) AS referral_revenue_usd,
        sum(referral_revenue_usd) / nullif(sum(gmv_usd), 0) AS take_rate,
        sum(affiliate_commissions_usd) AS affiliate_commissions_usd
-FROM marts.ecommerce_by_category GROUP BY ALL ORDER BY gmv_usd DESC, category"""
+FROM {marts.ecommerce_by_category} GROUP BY ALL ORDER BY gmv_usd DESC, category"""
 
 _TOP_CREATORS = """
 SELECT creator_id, sum(gift_payouts_usd) AS gift_payouts_usd, sum(fund_payouts_usd) AS fund_payouts_usd,
        sum(affiliate_commissions_usd) AS affiliate_commissions_usd, sum(total_earnings_usd) AS total_earnings_usd
-FROM marts.creator_earnings GROUP BY ALL ORDER BY total_earnings_usd DESC, creator_id LIMIT 10"""
+FROM {marts.creator_earnings} GROUP BY ALL ORDER BY total_earnings_usd DESC, creator_id LIMIT 10"""
 
 _QUARANTINE = """
-SELECT log, reason, count(*) AS rows FROM quality.quarantine GROUP BY ALL ORDER BY rows DESC, log, reason"""
+SELECT log, reason, CAST(sum(rows) AS BIGINT) AS rows FROM {quality.quarantine_counts}
+GROUP BY ALL ORDER BY rows DESC, log, reason"""
 
 
-def _daily_kpis(con: duckdb.DuckDBPyConnection, days: pl.DataFrame, has_facts: bool) -> pl.DataFrame:
+def _daily_kpis(con: _Reader, days: pl.DataFrame, has_facts: bool) -> pl.DataFrame:
     """One row per day: the report's KPIs, each from summed numerators and denominators."""
-    daily = days.join(_frame(con, _ADS_DAILY), on="event_date", how="left").join(
-        _frame(con, _SHOP_DAILY), on="event_date", how="left"
+    daily = days.join(con.frame(_ADS_DAILY), on="event_date", how="left").join(
+        con.frame(_SHOP_DAILY), on="event_date", how="left"
     )
     if has_facts:
-        daily = daily.join(_frame(con, _USERS_DAILY), on="event_date", how="left")
+        daily = daily.join(con.frame(_USERS_DAILY), on="event_date", how="left")
     else:
         daily = daily.with_columns(
             pl.lit(None, pl.Int64).alias("active_users"),
@@ -159,7 +191,7 @@ def _daily_kpis(con: duckdb.DuckDBPyConnection, days: pl.DataFrame, has_facts: b
     return pl.DataFrame(rows, schema=schema)
 
 
-def _summary(con: duckdb.DuckDBPyConnection, stream_daily: pl.DataFrame, has_facts: bool) -> dict:
+def _summary(con: _Reader, stream_daily: pl.DataFrame, has_facts: bool) -> dict:
     """Period totals and ratios over the whole period."""
     totals = stream_daily.select(
         pl.col("gross_revenue_usd").sum(),
@@ -168,16 +200,15 @@ def _summary(con: duckdb.DuckDBPyConnection, stream_daily: pl.DataFrame, has_fac
         pl.col("net_revenue_usd").sum(),
         pl.col("event_count").sum(),
     ).row(0, named=True)
-    ads = _one(
-        con,
-        "SELECT CAST(sum(impressions) AS BIGINT), CAST(sum(clicks) AS BIGINT), sum(spend_usd) FROM marts.ads_by_format",
+    ads = con.one(
+        "SELECT CAST(sum(impressions) AS BIGINT), CAST(sum(clicks) AS BIGINT), sum(spend_usd) FROM {marts.ads_by_format}",
     )
-    shop = _one(
-        con, "SELECT sum(gmv_usd), sum(refunds_usd), sum(referral_revenue_usd) FROM marts.ecommerce_by_category"
+    shop = con.one(
+        "SELECT sum(gmv_usd), sum(refunds_usd), sum(referral_revenue_usd) FROM {marts.ecommerce_by_category}"
     )
-    coins = _one(con, "SELECT sum(coin_gross_usd) FROM marts.gifts_by_region")[0]
-    users = _one(con, _USERS_PERIOD) if has_facts else (None, None)
-    quarantined = _one(con, "SELECT count(*) FROM quality.quarantine")[0]
+    coins = con.one("SELECT sum(coin_gross_usd) FROM {marts.gifts_by_region}")[0]
+    users = con.one(_USERS_PERIOD) if has_facts else (None, None)
+    quarantined = con.one("SELECT CAST(coalesce(sum(rows), 0) AS BIGINT) FROM {quality.quarantine_counts}")[0]
     return {
         "gross_revenue_usd": totals["gross_revenue_usd"],
         "platform_fees_usd": totals["platform_fees_usd"],
@@ -196,29 +227,41 @@ def _summary(con: duckdb.DuckDBPyConnection, stream_daily: pl.DataFrame, has_fac
     }
 
 
-def load_report_data(warehouse: Path) -> ReportData:
-    """Read everything the report shows from ``warehouse`` (opened read-only, closed before returning)."""
-    con = duckdb.connect(str(warehouse), read_only=True)
+def load_report_data(warehouse: Path, days: int | None = None) -> ReportData:
+    """Read everything the report shows from ``warehouse`` (opened read-only, closed before returning).
+
+    ``days``: the window, the last ``days`` event dates up to the latest published one
+    (0: all history; default :func:`report_days`). Quarantine rows are windowed by arrival date.
+    """
+    days = report_days() if days is None else days
+    db = duckdb.connect(str(warehouse), read_only=True)
     try:
-        tables = _tables(con)
+        tables = _tables(db)
         has_facts = "facts.revenue_events" in tables
         notes = [] if has_facts else ["facts.revenue_events is not published yet: user counts are unavailable."]
-        stream_daily = _frame(con, _STREAM_DAILY)
-        days = stream_daily.group_by("event_date").agg(pl.col("net_revenue_usd").sum()).sort("event_date")
-        first = days["event_date"].min() if days.height else None
-        last = days["event_date"].max() if days.height else None
+        latest = db.execute("SELECT max(event_date) FROM marts.revenue_by_stream").fetchall()[0][0]
+        since = latest - dt.timedelta(days=days - 1) if days and latest is not None else None
+        con = _Reader(db, since)
+        stream_daily = con.frame(_STREAM_DAILY)
+        daily = stream_daily.group_by("event_date").agg(pl.col("net_revenue_usd").sum()).sort("event_date")
+        first = daily["event_date"].min() if daily.height else None
+        last = daily["event_date"].max() if daily.height else None
+        if since is not None and first is not None and first > since:
+            since = None  # the whole history fits in the window
+        if since is not None:
+            notes.append(f"The report covers the last {days} event dates; older dates are in the warehouse.")
         return ReportData(
             first_day=first,  # type: ignore[arg-type]
             last_day=last,  # type: ignore[arg-type]
             summary=_summary(con, stream_daily, has_facts),
             stream_daily=stream_daily,
-            region_streams=_frame(con, _REGION_STREAMS),
-            kpi_daily=_daily_kpis(con, days, has_facts),
-            ads_formats=_frame(con, _ADS_FORMATS),
-            categories=_frame(con, _CATEGORIES),
-            top_creators=_frame(con, _TOP_CREATORS),
-            quarantine=_frame(con, _QUARANTINE),
+            region_streams=con.frame(_REGION_STREAMS),
+            kpi_daily=_daily_kpis(con, daily, has_facts),
+            ads_formats=con.frame(_ADS_FORMATS),
+            categories=con.frame(_CATEGORIES),
+            top_creators=con.frame(_TOP_CREATORS),
+            quarantine=con.frame(_QUARANTINE),
             notes=notes,
         )
     finally:
-        con.close()
+        db.close()

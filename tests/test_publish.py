@@ -1,0 +1,125 @@
+"""Incremental publish: only changed partition files are replaced, and the result equals a full rebuild."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from pipelines.lake import DataDir
+from pipelines.quality.quarantine import QUARANTINE_SCHEMA
+from pipelines.warehouse.publish import QUARANTINE_COUNTS, publish_warehouse
+
+D1, D2, D3 = dt.date(2025, 3, 1), dt.date(2025, 3, 2), dt.date(2025, 3, 3)
+MART = "revenue_by_stream"
+
+
+def _mart(data: DataDir, day: dt.date, net: float, events: int) -> None:
+    path = data.mart_file(MART, day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = pl.DataFrame(
+        {
+            "event_date": [day],
+            "stream": ["advertising"],
+            "gross_revenue_usd": [net],
+            "platform_fees_usd": [0.0],
+            "creator_payouts_usd": [0.0],
+            "net_revenue_usd": [net],
+            "event_count": [events],
+        }
+    )
+    frame.write_parquet(path)
+    stamp = path.stat().st_mtime_ns + events  # a distinct mtime even within one clock tick
+    os.utime(path, ns=(stamp, stamp))
+
+
+def _quarantine(data: DataDir, day: dt.date, reasons: list[str]) -> None:
+    path = data.quarantine_file("landing", "impressions", day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = pl.DataFrame(
+        {
+            "log": ["impressions"] * len(reasons),
+            "event_id": [f"e{i}" for i in range(len(reasons))],
+            "arrival_date": [day] * len(reasons),
+            "reason": reasons,
+            "raw": ["{}"] * len(reasons),
+            "event_date": [day] * len(reasons),
+            "stage": ["landing"] * len(reasons),
+            "source_file": ["a.jsonl"] * len(reasons),
+        },
+        schema={c: (pl.Date if t == "DATE" else pl.String) for c, t in QUARANTINE_SCHEMA.items()},
+    )
+    frame.write_parquet(path)
+
+
+def _read(path: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> DataDir:
+    data = DataDir.at(tmp_path)
+    _mart(data, D1, 1.0, 10)
+    _mart(data, D2, 2.0, 20)
+    _quarantine(data, D1, ["malformed", "malformed", "late_arrival"])
+    publish_warehouse(data)
+    return data
+
+
+def test_changed_added_and_removed_partitions_are_replaced(data: DataDir) -> None:
+    _mart(data, D2, 2.5, 25)  # re-run of D2
+    _mart(data, D3, 3.0, 30)  # a new day
+    _quarantine(data, D2, ["underage"])
+    publish_warehouse(data)
+    rows = _read(data.warehouse, f"SELECT event_date, net_revenue_usd, event_count FROM marts.{MART} ORDER BY 1")
+    assert rows == [(D1, 1.0, 10), (D2, 2.5, 25), (D3, 3.0, 30)]  # replaced, never doubled
+
+    data.mart_file(MART, D1).unlink()
+    publish_warehouse(data)
+    rows = _read(data.warehouse, f"SELECT event_date FROM marts.{MART} ORDER BY 1")
+    assert rows == [(D2,), (D3,)]
+
+
+def test_incremental_equals_full_rebuild(data: DataDir, tmp_path: Path) -> None:
+    _mart(data, D2, 7.0, 70)
+    _quarantine(data, D1, ["underage"])
+    publish_warehouse(data)
+    incremental = _read(data.warehouse, f"SELECT * FROM marts.{MART} ORDER BY ALL")
+    counts = _read(
+        data.warehouse, f"SELECT stage, log, reason, arrival_date, rows FROM {QUARANTINE_COUNTS} ORDER BY ALL"
+    )
+    publish_warehouse(data, full=True)
+    assert _read(data.warehouse, f"SELECT * FROM marts.{MART} ORDER BY ALL") == incremental
+    assert counts == [("landing", "impressions", "underage", D1, 1)]
+    assert _read(data.warehouse, f"SELECT stage, log, reason, arrival_date, rows FROM {QUARANTINE_COUNTS}") == counts
+
+
+def test_quarantine_counts_match_the_quarantine_view(data: DataDir) -> None:
+    _quarantine(data, D2, ["malformed", "underage", "underage"])
+    publish_warehouse(data)
+    view = _read(
+        data.warehouse,
+        "SELECT stage, log, reason, arrival_date, count(*) FROM quality.quarantine GROUP BY ALL ORDER BY ALL",
+    )
+    counts = _read(
+        data.warehouse, f"SELECT stage, log, reason, arrival_date, rows FROM {QUARANTINE_COUNTS} ORDER BY ALL"
+    )
+    assert counts == view
+    assert sum(r[-1] for r in counts) == 6  # 3 on D1, 3 on D2
+
+
+def test_a_mart_with_new_columns_rebuilds_everything(data: DataDir) -> None:
+    path = data.mart_file(MART, D2)
+    pl.read_parquet(path).with_columns(pl.lit(1).alias("new_measure")).write_parquet(path)
+    pl.read_parquet(data.mart_file(MART, D1)).with_columns(pl.lit(1).alias("new_measure")).write_parquet(
+        data.mart_file(MART, D1)
+    )
+    publish_warehouse(data)
+    columns = [r[0] for r in _read(data.warehouse, f"DESCRIBE marts.{MART}")]
+    assert columns[-1] == "new_measure"
+    assert len(_read(data.warehouse, f"SELECT * FROM marts.{MART}")) == 2
