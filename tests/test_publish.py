@@ -16,6 +16,7 @@ from pipelines.warehouse.publish import QUARANTINE_COUNTS, publish_warehouse
 
 D1, D2, D3 = dt.date(2025, 3, 1), dt.date(2025, 3, 2), dt.date(2025, 3, 3)
 MART = "revenue_by_stream"
+COUNTS_SQL = f"SELECT stage, log, reason, arrival_date, rows FROM {QUARANTINE_COUNTS} ORDER BY ALL"
 
 
 def _mart(data: DataDir, day: dt.date, net: float, events: int) -> None:
@@ -90,9 +91,7 @@ def test_incremental_equals_full_rebuild(data: DataDir, tmp_path: Path) -> None:
     _quarantine(data, D1, ["underage"])
     publish_warehouse(data)
     incremental = _read(data.warehouse, f"SELECT * FROM marts.{MART} ORDER BY ALL")
-    counts = _read(
-        data.warehouse, f"SELECT stage, log, reason, arrival_date, rows FROM {QUARANTINE_COUNTS} ORDER BY ALL"
-    )
+    counts = _read(data.warehouse, COUNTS_SQL)
     publish_warehouse(data, full=True)
     assert _read(data.warehouse, f"SELECT * FROM marts.{MART} ORDER BY ALL") == incremental
     assert counts == [("landing", "impressions", "underage", D1, 1)]
@@ -106,9 +105,7 @@ def test_quarantine_counts_match_the_quarantine_view(data: DataDir) -> None:
         data.warehouse,
         "SELECT stage, log, reason, arrival_date, count(*) FROM quality.quarantine GROUP BY ALL ORDER BY ALL",
     )
-    counts = _read(
-        data.warehouse, f"SELECT stage, log, reason, arrival_date, rows FROM {QUARANTINE_COUNTS} ORDER BY ALL"
-    )
+    counts = _read(data.warehouse, COUNTS_SQL)
     assert counts == view
     assert sum(r[-1] for r in counts) == 6  # 3 on D1, 3 on D2
 

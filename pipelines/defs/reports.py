@@ -22,7 +22,8 @@ REPORT_KEY = dg.AssetKey(["reports", "revenue_report"])
     kinds={"html", "matplotlib"},
     deps=[WAREHOUSE_KEY],
     description=(
-        "`<data>/reports/revenue_report.html` over the last $REVWH_REPORT_DAYS (28) event dates: one static page (no JS, no CDN, charts embedded as PNG data "
+        "`<data>/reports/revenue_report.html` over the last $REVWH_REPORT_DAYS (28) event dates: one static page "
+        "(no JS, no CDN, charts embedded as PNG data "
         "URIs, also written beside it) with revenue by stream over time, by region, the stream mix, daily "
         "KPIs (CTR, eCPM, ARPPU, take rate, refund rate, net per active user) and KPI tables."
     ),

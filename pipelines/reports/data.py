@@ -201,7 +201,8 @@ def _summary(con: _Reader, stream_daily: pl.DataFrame, has_facts: bool) -> dict:
         pl.col("event_count").sum(),
     ).row(0, named=True)
     ads = con.one(
-        "SELECT CAST(sum(impressions) AS BIGINT), CAST(sum(clicks) AS BIGINT), sum(spend_usd) FROM {marts.ads_by_format}",
+        "SELECT CAST(sum(impressions) AS BIGINT), CAST(sum(clicks) AS BIGINT), sum(spend_usd) "
+        "FROM {marts.ads_by_format}",
     )
     shop = con.one(
         "SELECT sum(gmv_usd), sum(refunds_usd), sum(referral_revenue_usd) FROM {marts.ecommerce_by_category}"

@@ -184,9 +184,9 @@ def _update(con: duckdb.DuckDBPyConnection, data: DataDir, files: list[LakeFile]
     changed = [f for k, f in current.items() if published.get(k) != (f.size, f.mtime_ns)]
     removed = [k for k in published if k not in current]
     for f in changed:  # a mart whose SQL changed has new columns: rebuild rather than mix shapes
-        if f.table != QUARANTINE_COUNTS:
-            if _columns(con, f"SELECT * FROM read_parquet('{f.path}')") != _columns(con, f"SELECT * FROM {f.table}"):
-                return False
+        new, old = f"SELECT * FROM read_parquet('{f.path}')", f"SELECT * FROM {f.table}"
+        if f.table != QUARANTINE_COUNTS and _columns(con, new) != _columns(con, old):
+            return False
     con.execute("BEGIN TRANSACTION")
     try:
         by_table: dict[str, list] = {}
