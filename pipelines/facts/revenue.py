@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from typing import TypeVar
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.contract import LOGS, STREAM_OF_LOG
-from pipelines.lake import DataDir, parquet_chunks, temp_sibling
+from pipelines.lake import DataDir, temp_sibling
 from pipelines.reference import Reference
 
 # Column order and types of facts.revenue_events.
@@ -57,14 +58,23 @@ FACT_SCHEMA: dict[str, pl.DataType] = {
 ZERO = pl.lit(0.0)
 
 
-def _with_fx(events: pl.DataFrame, ref: Reference, amount: str) -> pl.DataFrame:
+# Attribution works on eager frames (tests, small inputs) and lazy ones (the streaming build).
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
+
+
+def _like(events: Frame, table: pl.DataFrame) -> Frame:
+    """A reference table in the same mode (eager or lazy) as ``events``, so it can be joined."""
+    return table.lazy() if isinstance(events, pl.LazyFrame) else table  # type: ignore[return-value]
+
+
+def _with_fx(events: Frame, ref: Reference, amount: str) -> Frame:
     rates = ref.fx_rates.rename({"date": "event_date"})
-    return events.join(rates, on=["event_date", "currency"], how="left").with_columns(
+    return events.join(_like(events, rates), on=["event_date", "currency"], how="left").with_columns(
         pl.col(amount).alias("amount_local"), (pl.col(amount) * pl.col("usd_per_unit")).alias("amount_usd")
     )
 
 
-def advertising(events: pl.DataFrame, ref: Reference) -> pl.DataFrame:
+def advertising(events: Frame, ref: Reference) -> Frame:
     """cpm: price_usd / 1000 per impression; cpc: price_usd when clicked, else 0."""
     frame = _with_fx(events, ref, "price")
     gross = (
@@ -79,9 +89,9 @@ def advertising(events: pl.DataFrame, ref: Reference) -> pl.DataFrame:
     )
 
 
-def coin_purchases(events: pl.DataFrame, ref: Reference) -> pl.DataFrame:
+def coin_purchases(events: Frame, ref: Reference) -> Frame:
     """Gross is what the user paid; the app store keeps fee_rate(platform) of it."""
-    frame = _with_fx(events, ref, "amount").join(ref.store_fees, on="platform", how="left")
+    frame = _with_fx(events, ref, "amount").join(_like(events, ref.store_fees), on="platform", how="left")
     return frame.with_columns(
         pl.col("amount_usd").alias("gross_revenue_usd"),
         (pl.col("amount_usd") * pl.col("fee_rate")).alias("platform_fees_usd"),
@@ -89,7 +99,7 @@ def coin_purchases(events: pl.DataFrame, ref: Reference) -> pl.DataFrame:
     )
 
 
-def gifts(events: pl.DataFrame, ref: Reference) -> pl.DataFrame:
+def gifts(events: Frame, ref: Reference) -> Frame:
     """A gift earns nothing new (the coins were sold already); the creator's share is a payout."""
     return events.with_columns(
         pl.lit(None, dtype=pl.String).alias("currency"),
@@ -99,10 +109,10 @@ def gifts(events: pl.DataFrame, ref: Reference) -> pl.DataFrame:
     )
 
 
-def orders(events: pl.DataFrame, ref: Reference) -> pl.DataFrame:
+def orders(events: Frame, ref: Reference) -> Frame:
     """The referral fee on a placed order, reversed on a refund. The affiliate commission is
     paid by the seller: creator income, not platform revenue."""
-    frame = _with_fx(events, ref, "amount").join(ref.shop_categories, on="category", how="left")
+    frame = _with_fx(events, ref, "amount").join(_like(events, ref.shop_categories), on="category", how="left")
     sign = pl.when(pl.col("event_type") == "refunded").then(-1.0).otherwise(1.0)
     return frame.with_columns(
         (sign * pl.col("amount_usd") * pl.col("referral_fee_rate")).alias("gross_revenue_usd"),
@@ -118,7 +128,7 @@ def orders(events: pl.DataFrame, ref: Reference) -> pl.DataFrame:
     )
 
 
-def fund_payouts(events: pl.DataFrame, ref: Reference) -> pl.DataFrame:
+def fund_payouts(events: Frame, ref: Reference) -> Frame:
     """The creator fund pays creators: a payout, no revenue."""
     frame = _with_fx(events, ref, "amount")
     return frame.with_columns(
@@ -137,10 +147,10 @@ ATTRIBUTION = {
 }
 
 
-def revenue_facts(log: str, events: pl.DataFrame, ref: Reference) -> pl.DataFrame:
+def revenue_facts(log: str, events: Frame, ref: Reference) -> Frame:
     """Facts of one log's staged events, in FACT_SCHEMA's columns."""
     frame = ATTRIBUTION[log](events, ref)
-    frame = frame.join(ref.countries.select("country", "region"), on="country", how="left")
+    frame = frame.join(_like(frame, ref.countries.select("country", "region")), on="country", how="left")
     frame = frame.with_columns(
         pl.lit(log).alias("log"),
         pl.lit(str(STREAM_OF_LOG[log])).alias("stream"),
@@ -148,9 +158,8 @@ def revenue_facts(log: str, events: pl.DataFrame, ref: Reference) -> pl.DataFram
             "net_revenue_usd"
         ),
     )
-    return frame.select(
-        (pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c) for c, t in FACT_SCHEMA.items()
-    )
+    columns = set(frame.collect_schema().names())
+    return frame.select((pl.col(c) if c in columns else pl.lit(None)).cast(t).alias(c) for c, t in FACT_SCHEMA.items())
 
 
 def facts_arrow_schema() -> pa.Schema:
@@ -160,23 +169,22 @@ def facts_arrow_schema() -> pa.Schema:
 def build_facts(data: DataDir, event_date: dt.date, ref: Reference) -> int:
     """All five logs' facts for one event date, written to the lake atomically; returns the row count.
 
-    Streams: each staged row group is attributed and appended as a row group of the facts file.
+    One lazy query over the staged files, run by polars' streaming engine straight into the
+    Parquet file: memory stays bounded and the writer encodes columns on every core.
     """
     out = data.facts_file(event_date)
     tmp = temp_sibling(out)
-    schema = facts_arrow_schema()
-    rows = 0
+    parts = [
+        revenue_facts(log, pl.scan_parquet(data.staged_file(log, event_date)), ref)
+        for log in LOGS
+        if data.staged_file(log, event_date).exists()
+    ]
     try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd", compression_level=1) as writer:
-            for log in LOGS:
-                path = data.staged_file(log, event_date)
-                if not path.exists():
-                    continue
-                for chunk in parquet_chunks(path):
-                    facts = revenue_facts(log, chunk, ref)
-                    rows += facts.height
-                    if facts.height:
-                        writer.write_table(facts.to_arrow().cast(schema))
+        if parts:
+            pl.concat(parts).sink_parquet(tmp, compression="zstd", compression_level=1)
+        else:
+            pl.DataFrame(schema=FACT_SCHEMA).write_parquet(tmp)
+        rows = pq.ParquetFile(tmp).metadata.num_rows
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
