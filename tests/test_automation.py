@@ -34,6 +34,7 @@ from pipelines.defs.automation import (
     raw_files_sensor,
 )
 from pipelines.defs.common import DAILY, DataDirResource
+from pipelines.defs.warehouse import warehouse
 from pipelines.lake import DataDir
 from pipelines.landing.land import land_partition
 from tests.builders import impression, order, write_raw, write_reference
@@ -126,6 +127,18 @@ def test_dagster_yaml_template_queues_one_run_at_a_time(tmp_path: Path) -> None:
     shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
     config, _ = dagster_instance_config(str(tmp_path))  # validates the file against Dagster's schema
     assert config["concurrency"]["runs"]["max_concurrent_runs"] == 1
+
+
+def test_dagster_yaml_template_limits_the_warehouse_pool_to_one_writer(tmp_path: Path) -> None:
+    shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    try:
+        pools = instance.get_concurrency_config().pool_config
+        assert pools.default_pool_limit == 1
+        assert pools.pool_granularity.value == "op"
+    finally:
+        instance.dispose()
+    assert warehouse.op.pool == "warehouse"  # the step that writes warehouse.duckdb holds that pool
 
 
 # --------------------------------------------------------------------------- schedule

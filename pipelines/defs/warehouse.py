@@ -17,7 +17,8 @@ WAREHOUSE_KEY = dg.AssetKey(["warehouse"])
     kinds={"duckdb"},
     backfill_policy=dg.BackfillPolicy.single_run(),
     # One writer of warehouse.duckdb at a time (DuckDB locks the file), also when steps run in
-    # parallel processes or runs overlap: a Dagster concurrency pool, limit it to 1 in the instance.
+    # parallel processes or runs overlap: a Dagster concurrency pool, limited to 1 by dagster.yaml
+    # (concurrency.pools.default_limit).
     pool="warehouse",
     deps=[*MART_KEYS, QUARANTINE_KEY],
     description=(
