@@ -47,12 +47,14 @@ def _land(data: DataDir, buckets: int) -> None:
             land_partition(data, log, day, buckets=buckets)
 
 
-def _run(data: DataDir, buckets: int, monkeypatch: pytest.MonkeyPatch, group_rows: int) -> dict[str, list]:
+def _run(
+    data: DataDir, buckets: int, monkeypatch: pytest.MonkeyPatch, group_rows: int, threads: int = 1
+) -> dict[str, list]:
     """Stage, attribute and build the two core marts; return every output sorted."""
     monkeypatch.setenv("REVWH_STAGED_GROUP_ROWS", str(group_rows))
     ref = load_reference(data)
     for log in LOGS:
-        stage_range(data, log, DAYS, ref, buckets=buckets)
+        stage_range(data, log, DAYS, ref, buckets=buckets, threads=threads)
     out: dict[str, list] = {}
     for day in DAYS:
         build_facts(data, day, ref)
@@ -90,13 +92,22 @@ def test_reference_run_has_every_kind_of_reject(unbucketed: dict[str, list]) -> 
     assert all(row[4] for row in unbucketed["quarantine"])  # every rejected copy keeps its raw line
 
 
-@pytest.mark.parametrize(("buckets", "group_rows"), [(7, 1), (16, 10**9), (3, 2000)])
+@pytest.mark.parametrize(
+    ("buckets", "group_rows", "threads"), [(7, 1, 1), (16, 10**9, 1), (3, 2000, 1), (7, 1, 2), (16, 3000, 2)]
+)
 def test_bucketing_changes_nothing(
-    raw_dir: Path, tmp_path: Path, unbucketed: dict[str, list], monkeypatch: pytest.MonkeyPatch, buckets, group_rows
+    raw_dir: Path,
+    tmp_path: Path,
+    unbucketed: dict[str, list],
+    monkeypatch: pytest.MonkeyPatch,
+    buckets: int,
+    group_rows: int,
+    threads: int,
 ) -> None:
+    """Any bucket count, group size or number of groups staged at once gives the same outputs."""
     data = _copy_raw(raw_dir, tmp_path)
     _land(data, buckets)
-    got = _run(data, buckets, monkeypatch, group_rows)
+    got = _run(data, buckets, monkeypatch, group_rows, threads)
     assert got.keys() == unbucketed.keys()
     for name, rows in unbucketed.items():
         assert got[name] == rows, name

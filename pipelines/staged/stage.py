@@ -19,6 +19,7 @@ import datetime as dt
 import itertools
 import json
 import os
+import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -305,12 +306,15 @@ def stage_range(
     *,
     buckets: int | None = None,
     group_rows: int | None = None,
+    threads: int = 1,
 ) -> list[StagedStats]:
     """Rules 5–9 for every event date of ``days``, bucket by bucket.
 
     For each group of buckets the days are visited in order with a sliding window
     of the neighbours' ids (D-3..D+3), so each event date's ids are read once per
-    group, not once per neighbour.
+    group, not once per neighbour. Groups are independent (an id lives in one
+    bucket): ``threads`` of them run at once, each holding a proportionally smaller
+    group, and append their row groups to the day's file under a lock.
     """
     days = sorted(set(days))
     if not days:
@@ -318,10 +322,13 @@ def stage_range(
     buckets = landing_buckets() if buckets is None else buckets
     span = [days[0] + dt.timedelta(days=i) for i in range(-MAX_LATENESS_DAYS, (days[-1] - days[0]).days + 4)]
     sources = {d: landing_sources(data, log, d, buckets) for d in span}
-    reader = _BucketReader(data, log, buckets)
     outputs = {d: _DayOutput(data, log, d) for d in days}
-    try:
-        for group in bucket_groups(data, log, span, buckets, group_rows):  # neighbours' ids are held too
+    lock = threading.Lock()
+    limit = (staged_group_rows() if group_rows is None else group_rows) // max(1, threads)
+
+    def run_group(group: list[int]) -> None:
+        reader = _BucketReader(data, log, buckets)
+        try:
             ids: dict[dt.date, _Ids] = {}
             for day in days:
                 copies, files = reader.copies(sources[day], group)
@@ -337,17 +344,23 @@ def stage_range(
                 foreign = _Ids.shared(ids[day], neighbours)
                 result = stage_copies(log, copies, foreign, ref)
                 raw = fetch_raw(files, result.needs_raw)
-                outputs[day].add(result.clean, result.quarantine(raw), copies.height, result.collapsed)
-                del copies, result, raw
+                quarantine = result.quarantine(raw)
+                with lock:
+                    outputs[day].add(result.clean, quarantine, copies.height, result.collapsed)
+                del copies, result, raw, quarantine
                 for old in [d for d in ids if d < day - dt.timedelta(days=MAX_LATENESS_DAYS - 1)]:
                     del ids[old]
+        finally:
+            reader.close()
+
+    try:
+        # neighbours' ids are held too, so the groups are sized over the whole span
+        thread_map(run_group, bucket_groups(data, log, span, buckets, limit), threads)
         return [outputs[d].finish() for d in days]
     except BaseException:
         for out in outputs.values():
             out.abort()
         raise
-    finally:
-        reader.close()
 
 
 def stage_days(
@@ -360,10 +373,14 @@ def stage_days(
     threads: int | None = None,
 ) -> list[StagedStats]:
     """:func:`stage_range` on ``threads`` runs of consecutive days at once (both cores on a
-    multi-day range); each run holds a proportionally smaller group, so memory stays bounded."""
+    multi-day range); each run holds a proportionally smaller group, so memory stays bounded.
+    A single run (one day) uses the threads on its bucket groups instead."""
     days = sorted(set(days))
-    runs = split(days, step_threads() if threads is None else threads)
-    rows = staged_group_rows() // max(1, len(runs))
+    threads = step_threads() if threads is None else threads
+    runs = split(days, threads)
+    if len(runs) <= 1:
+        return stage_range(data, log, days, ref, buckets=buckets, threads=threads)
+    rows = staged_group_rows() // len(runs)
     parts = thread_map(lambda run: stage_range(data, log, run, ref, buckets=buckets, group_rows=rows), runs, len(runs))
     return [stats for part in parts for stats in part]
 
