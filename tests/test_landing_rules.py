@@ -204,3 +204,16 @@ def test_invalid_utf8_line_is_malformed_not_a_crash(data_dir: DataDir) -> None:
     from pipelines.quality.reconcile import count_raw_lines
 
     assert count_raw_lines(data_dir, "impressions", DAY) == 3
+
+
+def test_raw_line_count_skips_blank_lines_only(data_dir: DataDir) -> None:
+    """The reconciliation's independent count: whitespace-only lines are not lines, anything else is."""
+    from pipelines.quality.reconcile import count_raw_lines
+
+    folder = data_dir.root / "raw" / "impressions" / f"dt={ARRIVAL}"
+    folder.mkdir(parents=True)
+    good = json.dumps(impression("good", T))
+    lines = [good, "", "   ", "\t\r", f"  {good}", "not json", "}", " x ", good]
+    (folder / "part-0.jsonl").write_text("\n".join(lines) + "\n")
+    assert count_raw_lines(data_dir, "impressions", DAY) == 6
+    assert land_partition(data_dir, "impressions", DAY).landed == 6

@@ -27,7 +27,8 @@ def count_raw_lines(data: DataDir, log: str, day: dt.date, con: duckdb.DuckDBPyC
     sql = f"""SELECT count(*) FROM read_csv({sql_list(files)}, columns = {{'raw': 'VARCHAR'}}, header = false,
                  delim = '\x1f\x1e', quote = '', escape = '', auto_detect = false, strict_mode = false,
                  null_padding = true, store_rejects = true)
-              WHERE regexp_matches(raw, '[^ \\t\\r]')"""  # a non-blank character; trim(raw, set) is 10x slower
+              -- a non-blank character; CASE, not OR: the regex only runs on lines that do not open an object
+              WHERE CASE WHEN starts_with(raw, '{{') THEN true ELSE regexp_matches(raw, '[^ \\t\\r]') END"""
     # Lines the reader cannot decode (invalid UTF-8) land in its reject table; they are lines too.
     unreadable = "SELECT count(DISTINCT (scan_id, file_id, line)) FROM reject_errors"
     own = con is None
