@@ -20,7 +20,7 @@ from pipelines.lake import DataDir
 from pipelines.landing.land import BUCKET_FILE, land_partition, landing_files_for_event_date, read_manifest
 from pipelines.marts.build import build_mart_partition
 from pipelines.reference import load_reference
-from pipelines.staged.stage import stage_range
+from pipelines.staged.stage import largest_day, parallel_threads, stage_range
 from tests.builders import impression, write_raw
 
 START = dt.date(2025, 3, 1)
@@ -166,3 +166,16 @@ def test_quarantined_redelivery_keeps_the_smallest_raw_line(data_dir: DataDir) -
     assert (stats.copies, stats.collapsed, stats.accepted, stats.quarantined) == (3, 2, 0, 1)
     q = pl.read_parquet(data_dir.quarantine_file("staged", "impressions", day))
     assert q.select("event_id", "reason", "raw").rows() == [("fmt", "invalid_value", min(compact, spaced))]
+
+
+def test_a_day_too_large_for_two_groups_at_once_is_staged_on_one_thread(
+    raw_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _copy_raw(raw_dir, tmp_path)
+    _land(data, 4)
+    largest = largest_day(data, "impressions", DAYS)
+    assert largest > 3000  # from the landing manifests: about 4000 events a day, most of them impressions
+    monkeypatch.setenv("REVWH_PARALLEL_DAY_ROWS", str(largest))
+    assert parallel_threads(data, "impressions", DAYS, 2) == 2
+    monkeypatch.setenv("REVWH_PARALLEL_DAY_ROWS", str(largest - 1))
+    assert parallel_threads(data, "impressions", DAYS, 2) == 1
