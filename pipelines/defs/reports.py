@@ -1,10 +1,10 @@
 """reports/revenue_report: the static HTML report, rebuilt after every warehouse publish.
 
-Unpartitioned on purpose: the report covers a window of event dates (the last 28
+Unpartitioned on purpose: the report covers a window of event dates (the last 7
 by default, $REVWH_REPORT_DAYS; 0 = all history), not one day. The window keeps a
-daily run's cost the same however long the history is. Dagster runs an unpartitioned asset once in a ranged run of the
-partitioned job, so `revwh run` refreshes it after publishing, whatever range
-it ran. It reads only ``warehouse.duckdb`` (read-only), never the lake.
+daily run's cost the same however long the history is. Dagster runs an
+unpartitioned asset once in a ranged run of the partitioned job, so `revwh run`
+refreshes it after publishing, whatever range it ran. It reads only ``warehouse.duckdb`` (read-only), never the lake.
 """
 
 import dagster as dg
@@ -22,7 +22,7 @@ REPORT_KEY = dg.AssetKey(["reports", "revenue_report"])
     kinds={"html", "matplotlib"},
     deps=[WAREHOUSE_KEY],
     description=(
-        "`<data>/reports/revenue_report.html` over the last $REVWH_REPORT_DAYS (28) event dates: one static page "
+        "`<data>/reports/revenue_report.html` over the last $REVWH_REPORT_DAYS (7) event dates: one static page "
         "(no JS, no CDN, charts embedded as PNG data "
         "URIs, also written beside it) with revenue by stream over time, by region, the stream mix, daily "
         "KPIs (CTR, eCPM, ARPPU, take rate, refund rate, net per active user) and KPI tables."

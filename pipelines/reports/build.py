@@ -45,7 +45,7 @@ def build_report(data_dir: str | os.PathLike[str], out: Path | None = None, days
     ``<data>/reports/revenue_report.html``), with the chart PNGs beside it as ``<stem>_<chart>.png``.
 
     The PNGs are also embedded in the HTML, so the page alone is enough to view the report.
-    ``days``: the window of event dates (0: all history; default $REVWH_REPORT_DAYS or 28).
+    ``days``: the window of event dates (0: all history; default $REVWH_REPORT_DAYS or 7).
     """
     data = DataDir.at(data_dir)
     if not data.warehouse.exists():

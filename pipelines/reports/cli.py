@@ -25,7 +25,7 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> None:
         "--days",
         type=_days,
         default=None,
-        help="event dates covered, ending at the latest one (0 = all history; default $REVWH_REPORT_DAYS or 28)",
+        help="event dates covered, ending at the latest one (0 = all history; default $REVWH_REPORT_DAYS or 7)",
     )
     p.set_defaults(handler=_cmd_report)
 

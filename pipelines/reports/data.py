@@ -55,14 +55,15 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {r[0] for r in rows}
 
 
-# Default window of the report: the last four weeks of event dates. A bounded window keeps a daily
-# run's cost independent of how much history the warehouse holds (the user counts scan facts).
-DEFAULT_REPORT_DAYS = 28
+# Default window of the report: the last week of event dates. A fixed window keeps the daily run's cost
+# independent of how much history the warehouse holds (the period user counts scan the window's facts,
+# and the charts draw one point per day); `revwh report --days 28` or `--days 0` for longer views.
+DEFAULT_REPORT_DAYS = 7
 _TABLE = re.compile(r"\{(\w+\.\w+)\}")
 
 
 def report_days() -> int:
-    """Event dates the scheduled report covers: $REVWH_REPORT_DAYS (0 = all history), else 28."""
+    """Event dates the scheduled report covers: $REVWH_REPORT_DAYS (0 = all history), else 7."""
     value = int(os.environ.get("REVWH_REPORT_DAYS", DEFAULT_REPORT_DAYS))
     if value < 0:
         raise ValueError(f"REVWH_REPORT_DAYS must be 0 (all history) or a number of days, got {value}")
