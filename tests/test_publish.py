@@ -120,3 +120,12 @@ def test_a_mart_with_new_columns_rebuilds_everything(data: DataDir) -> None:
     columns = [r[0] for r in _read(data.warehouse, f"DESCRIBE marts.{MART}")]
     assert columns[-1] == "new_measure"
     assert len(_read(data.warehouse, f"SELECT * FROM marts.{MART}")) == 2
+
+
+def test_a_mart_no_longer_defined_is_dropped(data: DataDir) -> None:
+    with duckdb.connect(str(data.warehouse)) as con:
+        con.execute("CREATE TABLE marts.retired AS SELECT 1 AS x")
+    publish_warehouse(data)
+    tables = {r[0] for r in _read(data.warehouse, "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts'")}
+    assert "retired" not in tables
+    assert MART in tables

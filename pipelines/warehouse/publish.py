@@ -167,9 +167,10 @@ def _rebuild(con: duckdb.DuckDBPyConnection, data: DataDir, files: list[LakeFile
 def _published(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], tuple[int, int]] | None:
     """What the copied warehouse holds, by (table, partition key); None when it cannot be updated in place."""
     tables = {r[0] for r in con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
-    needed = {PUBLISHED_FILES, QUARANTINE_COUNTS} | {f"marts.{name}" for name in mart_names()}
-    if not needed <= tables:
-        return None
+    marts = {f"marts.{name}" for name in mart_names()}
+    needed = {PUBLISHED_FILES, QUARANTINE_COUNTS} | marts
+    if not needed <= tables or {t for t in tables if t.startswith("marts.")} != marts:
+        return None  # a mart was added or dropped from sql/marts: rebuild
     rows = con.execute(f"SELECT table_name, key, size, mtime_ns FROM {PUBLISHED_FILES}").fetchall()
     return {(t, k): (s, m) for t, k, s, m in rows}
 
