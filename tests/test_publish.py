@@ -73,16 +73,16 @@ def data(tmp_path: Path) -> DataDir:
 
 
 def test_changed_added_and_removed_partitions_are_replaced(data: DataDir) -> None:
-    _mart(data, D2, 2.5, 25)  # re-run of D2
+    _mart(data, D1, 1.5, 15)  # re-run of D1: deleted and re-inserted after D2's row
     _mart(data, D3, 3.0, 30)  # a new day
     _quarantine(data, D2, ["underage"])
     publish_warehouse(data)
-    rows = _read(data.warehouse, f"SELECT event_date, net_revenue_usd, event_count FROM marts.{MART} ORDER BY 1")
-    assert rows == [(D1, 1.0, 10), (D2, 2.5, 25), (D3, 3.0, 30)]  # replaced, never doubled
+    rows = _read(data.warehouse, f"SELECT event_date, net_revenue_usd, event_count FROM marts.{MART}")
+    assert rows == [(D1, 1.5, 15), (D2, 2.0, 20), (D3, 3.0, 30)]  # replaced, never doubled, still in key order
 
     data.mart_file(MART, D1).unlink()
     publish_warehouse(data)
-    rows = _read(data.warehouse, f"SELECT event_date FROM marts.{MART} ORDER BY 1")
+    rows = _read(data.warehouse, f"SELECT event_date FROM marts.{MART}")
     assert rows == [(D2,), (D3,)]
 
 
