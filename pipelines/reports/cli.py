@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipelines.cli import CliError
+from pipelines.cli import CliError, non_negative_int
 
 
 def add_report_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,21 +23,11 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="HTML file to write (its folder is created)")
     p.add_argument(
         "--days",
-        type=_days,
+        type=non_negative_int,
         default=None,
         help="event dates covered, ending at the latest one (0 = all history; default $REVWH_REPORT_DAYS or 7)",
     )
     p.set_defaults(handler=_cmd_report)
-
-
-def _days(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (all history) or a positive number of days: {value}")
-    return value
 
 
 def _local_data_dir(location: str) -> Path:
