@@ -52,6 +52,20 @@ def raw_line(row: dict, **changes) -> str:
         raw_line(impression("e1", T))[:-1] + ",}",  # trailing comma
         raw_line(impression("e1", T)).replace('"price": 5.0', '"price": NaN'),
         raw_line(impression("e1", T)) + " trailing",
+        # what yyjson accepts and RFC 8259 does not, wherever it hides
+        raw_line(impression("e1", T))[:-1] + ", }",  # trailing comma before blanks
+        raw_line(impression("e1", T))[:-1] + ",\t}",
+        json.dumps(impression("e1", T), separators=(",", ":"))[:-1] + ",}",  # minified, trailing comma
+        raw_line(impression("e1", T))[:-1] + ', "note": NaN}',  # NaN in an undeclared field
+        raw_line(impression("e1", T))[:-1] + ', "note": [1, -Infinity]}',
+        raw_line(impression("e1", T))[:-1] + ', "note": [1, 2,]}',  # trailing comma in a nested array
+        raw_line(impression("e1", T))[:-1] + ', "note": {"a": 1,}}',
+        raw_line(impression("e1", T)).replace('"price": 5.0', '"price": -inf'),
+        raw_line(impression("e1", T)).replace('"price": 5.0', '"price": Infinity'),
+        raw_line(impression("e1", T)).replace('"country": "US"', '"country": nan'),
+        raw_line(impression("e1", T)).replace('"user_id": "u1"', '"user_id": NaN'),
+        # an escaped quote must not let a NaN pass as part of a string
+        raw_line(impression("e1", T))[:-1] + ', "note": "a\\"b", "x": NaN}',
     ],
 )
 def test_rule1_malformed(data_dir: DataDir, line: str) -> None:
@@ -127,13 +141,17 @@ def test_accepted_forms(data_dir: DataDir) -> None:
         impression("extra", T, extra_field={"nested": [1, 2]}, another=None),
         impression("escaped", T, user_id='u"1\\n'),
         impression("numeric-user", T, user_id=12345),
+        impression("colons", T, user_id="u:1:2", note="a: b, c}", tags=["x:", "NaN", "inf,]"]),
+        impression("words", T, country="IN", note="Infinity and nan are only words here"),
+        impression("unicode", T, user_id="üsér", note="naïve"),
     ]
     lines = [json.dumps(r) for r in rows] + [json.dumps(impression("compact", T), separators=(",", ":"))]
+    lines += ['  {"event_id": "leading-blanks", ' + json.dumps(impression("x", T))[17:]]
     lines += ["", "   ", "\t"]  # blank lines are ignored, not counted
     stats = land(data_dir, "impressions", lines)
     assert stats.by_reason == {}
-    assert stats.landed == 7
-    assert accepted_ids(data_dir) == {r["event_id"] for r in rows} | {"compact"}
+    assert stats.landed == 11
+    assert accepted_ids(data_dir) == {r["event_id"] for r in rows} | {"compact", "leading-blanks"}
 
 
 def test_rule3_future_event(data_dir: DataDir) -> None:

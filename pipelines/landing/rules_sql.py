@@ -78,10 +78,12 @@ def _typed(field: Field) -> tuple[str, str]:
             return f"CASE WHEN {_is_string(x)} THEN {_string_value(name, x)} END", _is_string(x)
         case JsonType.ID:
             value = f"CASE WHEN {_is_string(x)} THEN {_string_value(name, x)} WHEN {_is_integer(x)} THEN {x} END"
-            return value, f"({_is_string(x)} OR {_is_integer(x)})"
+            # CASE, not OR: the regex runs only on the rare ids that are not strings
+            return value, f"CASE WHEN {_is_string(x)} THEN true ELSE {_is_integer(x)} END"
         case JsonType.NULLABLE_ID:
             value = f"CASE WHEN {_is_string(x)} THEN {_string_value(name, x)} WHEN {_is_integer(x)} THEN {x} END"
-            return value, f"({x} IS NULL OR {x} = 'null' OR {_is_string(x)} OR {_is_integer(x)})"
+            absent_or_string = f"{x} IS NULL OR {x} = 'null' OR {_is_string(x)}"
+            return value, f"CASE WHEN {absent_or_string} THEN true ELSE {_is_integer(x)} END"
         case JsonType.NUMBER:
             # Strings, booleans and null do not cast; NaN/Infinity never get here (malformed).
             return f"TRY_CAST({x} AS DOUBLE)", f"TRY_CAST({x} AS DOUBLE) IS NOT NULL"
@@ -91,6 +93,46 @@ def _typed(field: Field) -> tuple[str, str]:
         case JsonType.BOOLEAN:
             return f"CASE WHEN {x} IN ('true', 'false') THEN {x} = 'true' END", f"({x} IN ('true', 'false'))"
     raise AssertionError(field)
+
+
+def _plain_scalar(field: Field) -> str:
+    """True when the field's JSON text is a scalar that strict JSON allows, in the form the field
+    usually has: a string, true/false, or a number starting with a digit or '-digit' (so never
+    NaN / Infinity). False (not NULL) otherwise, including when the field is missing or null."""
+    x = f"x_{field.name}"
+    number = f"(ascii({x}) BETWEEN 48 AND 57 OR (starts_with({x}, '-') AND ascii(substr({x}, 2, 1)) BETWEEN 48 AND 57))"
+    match field.json_type:
+        case JsonType.STRING | JsonType.TIMESTAMP:
+            test = _is_string(x)
+        case JsonType.BOOLEAN:
+            test = f"{x} IN ('true', 'false')"
+        case JsonType.NUMBER | JsonType.INTEGER:
+            test = number
+        case JsonType.ID | JsonType.NULLABLE_ID:
+            test = f"CASE WHEN {_is_string(x)} THEN true ELSE {number} END"
+        case _:
+            raise AssertionError(field)
+    return f"coalesce({test}, false)"
+
+
+def plainly_strict_sql(fields: tuple[Field, ...]) -> str:
+    """A cheap proof that a line yyjson parsed is also RFC 8259 strict (no NaN, no trailing comma).
+
+    yyjson, as DuckDB configures it, accepts exactly two things RFC 8259 does not: NaN/Infinity
+    literals and trailing commas. When the line has no backslash (so its strings hold exactly
+    the characters of their decoded values), every declared field is present as a plain scalar,
+    and the line holds one ':' per declared member plus those inside the declared values, the
+    object has no other member at any depth: no NaN can hide in an undeclared field, and a
+    trailing comma can only sit right before the final '}'. Lines this cannot prove (almost no
+    well-formed ones) take the full check. Scanning for ':' is cheap (few occurrences).
+    """
+    values = f"concat({', '.join(f'x_{f.name}' for f in fields)})"
+    colons = "strlen({0}) - strlen(replace({0}, ':', ''))"
+    before_end = " OR ".join(f"ends_with(raw, chr({c}) || '}}')" for c in (44, 32, 9, 10, 13))  # ',' or blank
+    return f"""(NOT contains(raw, '\\')
+            AND {" AND ".join(_plain_scalar(f) for f in fields)}
+            AND {colons.format("raw")} = {len(fields)} + {colons.format(values)}
+            AND ends_with(raw, '}}') AND NOT ({before_end}))"""
 
 
 def bucket_expr(buckets: int) -> str:
@@ -131,24 +173,29 @@ parsed AS (
     SELECT raw, src, try(CASE WHEN json_valid(raw) THEN from_json(raw, '{struct}') END) AS j
     FROM lines
 ),
-objects AS (
+texts AS (
     SELECT raw, src, j,
-           j IS NOT NULL AND (starts_with(raw, '{{') OR ltrim(raw, ' ' || chr(9))[1] = '{{')
-           -- yyjson also takes nan / inf / infinity in any letter case: ILIKE, not contains.
-           AND CASE WHEN raw ILIKE '%nan%' OR raw ILIKE '%inf%' OR regexp_matches(raw, '{LENIENT_JSON_PATTERN}')
-                    THEN {STRICT_JSON_OBJECT_UDF}(raw) ELSE true END AS is_object
+        {texts}
     FROM parsed
 ),
-texts AS (
-    SELECT raw, src, is_object, j,
-        {texts}
-    FROM objects
+objects AS (
+    -- CASE, not AND / OR: DuckDB evaluates every operand of AND / OR on every row, CASE only where needed
+    SELECT *,
+           CASE WHEN j IS NULL THEN false
+                WHEN NOT CASE WHEN starts_with(raw, '{{') THEN true
+                              ELSE ltrim(raw, ' ' || chr(9))[1] = '{{' END THEN false
+                WHEN {plainly_strict_sql(fields)} THEN true
+                -- yyjson also takes nan / inf / infinity in any letter case: ILIKE, not contains.
+                WHEN raw ILIKE '%nan%' OR raw ILIKE '%inf%' OR regexp_matches(raw, '{LENIENT_JSON_PATTERN}')
+                THEN {STRICT_JSON_OBJECT_UDF}(raw)
+                ELSE true END AS is_object
+    FROM texts
 ),
 valued AS (
     SELECT raw, src, is_object,
         {values},
         ({checks}) AS types_ok
-    FROM texts
+    FROM objects
 ),
 timed AS (
     SELECT *,
