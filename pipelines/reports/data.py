@@ -115,18 +115,21 @@ SELECT event_date, sum(gmv_usd) AS gmv_usd, sum(refunds_usd) AS refunds_usd,
        sum(referral_revenue_usd) AS referral_revenue_usd
 FROM {marts.ecommerce_by_category} GROUP BY ALL"""
 
-# Distinct users per day across regions: from the facts, the marts' counts are per region.
-_USERS_DAILY = """
-SELECT event_date,
-       count(DISTINCT user_id) AS active_users,
-       count(DISTINCT user_id) FILTER (WHERE log = 'coin_purchases') AS paying_users,
-       coalesce(sum(gross_revenue_usd) FILTER (WHERE log = 'coin_purchases'), 0) AS coin_gross_usd
-FROM {facts.revenue_events} GROUP BY ALL"""
-
-_USERS_PERIOD = """
-SELECT count(DISTINCT user_id) AS active_users,
-       count(DISTINCT user_id) FILTER (WHERE log = 'coin_purchases') AS paying_users
-FROM {facts.revenue_events}"""
+# Distinct users per day and over the period, across regions: from the facts (the marts' counts are per
+# region). One pass: users per (day, user) first, then counted per day and over the period; a GROUPING SETS
+# row with a NULL event_date holds the period's counts.
+_USERS = """
+WITH day_users AS (
+    SELECT event_date, user_id, bool_or(log = 'coin_purchases') AS paying,
+           sum(gross_revenue_usd) FILTER (WHERE log = 'coin_purchases') AS coin_gross_usd
+    FROM {facts.revenue_events} WHERE user_id IS NOT NULL GROUP BY ALL
+),
+period_users AS (SELECT user_id, bool_or(paying) AS paying FROM day_users GROUP BY ALL)
+SELECT event_date, count(*) AS active_users, count(*) FILTER (WHERE paying) AS paying_users,
+       coalesce(sum(coin_gross_usd), 0) AS coin_gross_usd
+FROM day_users GROUP BY ALL
+UNION ALL
+SELECT NULL, count(*), count(*) FILTER (WHERE paying), NULL FROM period_users"""
 
 _ADS_FORMATS = """
 SELECT ad_format, CAST(sum(impressions) AS BIGINT) AS impressions, CAST(sum(clicks) AS BIGINT) AS clicks,
@@ -152,13 +155,13 @@ SELECT log, reason, CAST(sum(rows) AS BIGINT) AS rows FROM {quality.quarantine_c
 GROUP BY ALL ORDER BY rows DESC, log, reason"""
 
 
-def _daily_kpis(con: _Reader, days: pl.DataFrame, has_facts: bool) -> pl.DataFrame:
+def _daily_kpis(con: _Reader, days: pl.DataFrame, users: pl.DataFrame | None) -> pl.DataFrame:
     """One row per day: the report's KPIs, each from summed numerators and denominators."""
     daily = days.join(con.frame(_ADS_DAILY), on="event_date", how="left").join(
         con.frame(_SHOP_DAILY), on="event_date", how="left"
     )
-    if has_facts:
-        daily = daily.join(con.frame(_USERS_DAILY), on="event_date", how="left")
+    if users is not None:
+        daily = daily.join(users.filter(pl.col("event_date").is_not_null()), on="event_date", how="left")
     else:
         daily = daily.with_columns(
             pl.lit(None, pl.Int64).alias("active_users"),
@@ -192,7 +195,7 @@ def _daily_kpis(con: _Reader, days: pl.DataFrame, has_facts: bool) -> pl.DataFra
     return pl.DataFrame(rows, schema=schema)
 
 
-def _summary(con: _Reader, stream_daily: pl.DataFrame, has_facts: bool) -> dict:
+def _summary(con: _Reader, stream_daily: pl.DataFrame, users: pl.DataFrame | None) -> dict:
     """Period totals and ratios over the whole period."""
     totals = stream_daily.select(
         pl.col("gross_revenue_usd").sum(),
@@ -209,7 +212,8 @@ def _summary(con: _Reader, stream_daily: pl.DataFrame, has_facts: bool) -> dict:
         "SELECT sum(gmv_usd), sum(refunds_usd), sum(referral_revenue_usd) FROM {marts.ecommerce_by_category}"
     )
     coins = con.one("SELECT sum(coin_gross_usd) FROM {marts.gifts_by_region}")[0]
-    users = con.one(_USERS_PERIOD) if has_facts else (None, None)
+    period = users.filter(pl.col("event_date").is_null()) if users is not None else None
+    active, paying = period.row(0)[1:3] if period is not None and period.height else (None, None)
     quarantined = con.one("SELECT CAST(coalesce(sum(rows), 0) AS BIGINT) FROM {quality.quarantine_counts}")[0]
     return {
         "gross_revenue_usd": totals["gross_revenue_usd"],
@@ -218,10 +222,10 @@ def _summary(con: _Reader, stream_daily: pl.DataFrame, has_facts: bool) -> dict:
         "net_revenue_usd": totals["net_revenue_usd"],
         "accepted_events": totals["event_count"],
         "quarantined_rows": quarantined,
-        "active_users": users[0],
-        "paying_users": users[1],
-        "net_per_active_user_usd": ratio(totals["net_revenue_usd"], users[0]),
-        "arppu_usd": ratio(coins, users[1]),
+        "active_users": active,
+        "paying_users": paying,
+        "net_per_active_user_usd": ratio(totals["net_revenue_usd"], active),
+        "arppu_usd": ratio(coins, paying),
         "ctr": ratio(ads[1], ads[0]),
         "ecpm_usd": ratio(ads[2], ads[0], 1000.0),
         "take_rate": ratio(shop[2], shop[0]),
@@ -252,13 +256,14 @@ def load_report_data(warehouse: Path, days: int | None = None) -> ReportData:
             since = None  # the whole history fits in the window
         if since is not None:
             notes.append(f"The report covers the last {days} event dates; older dates are in the warehouse.")
+        users = con.frame(_USERS) if has_facts else None
         return ReportData(
             first_day=first,  # type: ignore[arg-type]
             last_day=last,  # type: ignore[arg-type]
-            summary=_summary(con, stream_daily, has_facts),
+            summary=_summary(con, stream_daily, users),
             stream_daily=stream_daily,
             region_streams=con.frame(_REGION_STREAMS),
-            kpi_daily=_daily_kpis(con, daily, has_facts),
+            kpi_daily=_daily_kpis(con, daily, users),
             ads_formats=con.frame(_ADS_FORMATS),
             categories=con.frame(_CATEGORIES),
             top_creators=con.frame(_TOP_CREATORS),
