@@ -152,6 +152,10 @@ def test_accepted_forms(data_dir: DataDir) -> None:
     assert stats.by_reason == {}
     assert stats.landed == 11
     assert accepted_ids(data_dir) == {r["event_id"] for r in rows} | {"compact", "leading-blanks"}
+    files = ", ".join(f"'{f}'" for f in sorted(data_dir.landing_partition("impressions", DAY).glob("*/*.parquet")))
+    users = dict(duckdb.sql(f"SELECT event_id, user_id FROM read_parquet([{files}])").fetchall())
+    sent = {r["event_id"]: str(r["user_id"]) for r in rows}
+    assert {k: users[k] for k in sent} == sent  # escapes decoded, unicode and colons kept, integer ids as text
 
 
 def test_rule3_future_event(data_dir: DataDir) -> None:

@@ -18,7 +18,8 @@ from pipelines.contract import FIELDS, MAX_LATENESS_DAYS, Field, JsonType, Reaso
 TIMESTAMP_PATTERN = r"\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|\+00:00)"
 
 # DuckDB's JSON reader accepts trailing commas and NaN/Infinity (any case, also nan/inf), RFC 8259 does not.
-# Lines that might contain them are re-checked strictly by a Python UDF (rare).
+# Most lines are proven strict by counting (see plainly_strict_sql); the others are scanned for them, and
+# those that might contain them are re-checked strictly by a Python UDF (rare).
 LENIENT_JSON_PATTERN = r",[ \t\r\n]*[}\]]"
 STRICT_JSON_OBJECT_UDF = "revwh_strict_json_object"
 
@@ -66,8 +67,8 @@ def _is_integer(text: str) -> str:
 
 
 def _string_value(name: str, text: str) -> str:
-    # Only strings with escapes need a real JSON decode.
-    return f"CASE WHEN contains({text}, '\\') THEN j.{name}->>'$' ELSE ({text})[2:-2] END"
+    # Only strings with escapes need a real JSON decode; substr is cheaper than slicing ([2:-2]).
+    return f"CASE WHEN contains({text}, '\\') THEN j.{name}->>'$' ELSE substr({text}, 2, length({text}) - 2) END"
 
 
 def _typed(field: Field) -> tuple[str, str]:
