@@ -64,6 +64,13 @@ def raw_line(row: dict, **changes) -> str:
         raw_line(impression("e1", T)).replace('"price": 5.0', '"price": Infinity'),
         raw_line(impression("e1", T)).replace('"country": "US"', '"country": nan'),
         raw_line(impression("e1", T)).replace('"user_id": "u1"', '"user_id": NaN'),
+        # other JSON extensions: the parser itself refuses them
+        raw_line(impression("e1", T))[:-1] + ", /* note */}",
+        raw_line(impression("e1", T)).replace('"price": 5.0', "'price': 5.0"),
+        raw_line(impression("e1", T)).replace('"price": 5.0', '"price": +5'),
+        raw_line(impression("e1", T)).replace('"price": 5.0', '"price": 05'),
+        raw_line(impression("e1", T)).replace('"price": 5.0', '"price": .5'),
+        raw_line(impression("e1", T)).replace('"price": 5.0', '"price": 0x5'),
         # an escaped quote must not let a NaN pass as part of a string
         raw_line(impression("e1", T))[:-1] + ', "note": "a\\"b", "x": NaN}',
     ],

@@ -119,8 +119,9 @@ def _plain_scalar(field: Field) -> str:
 def plainly_strict_sql(fields: tuple[Field, ...]) -> str:
     """A cheap proof that a line yyjson parsed is also RFC 8259 strict (no NaN, no trailing comma).
 
-    yyjson, as DuckDB configures it, accepts exactly two things RFC 8259 does not: NaN/Infinity
-    literals and trailing commas. When the line has no backslash (so its strings hold exactly
+    yyjson, as DuckDB configures it, accepts two things RFC 8259 does not: NaN/Infinity literals
+    and trailing commas (comments, single quotes, '+1', '01', '.5' and hex are refused; checked
+    in tests/test_landing_rules.py). When the line has no backslash (so its strings hold exactly
     the characters of their decoded values), every declared field is present as a plain scalar,
     and the line holds one ':' per declared member plus those inside the declared values, the
     object has no other member at any depth: no NaN can hide in an undeclared field, and a

@@ -116,8 +116,8 @@ SELECT event_date, sum(gmv_usd) AS gmv_usd, sum(refunds_usd) AS refunds_usd,
 FROM {marts.ecommerce_by_category} GROUP BY ALL"""
 
 # Distinct users per day and over the period, across regions: from the facts (the marts' counts are per
-# region). One pass: users per (day, user) first, then counted per day and over the period; a GROUPING SETS
-# row with a NULL event_date holds the period's counts.
+# region). One pass over the facts: users per (day, user) first, then counted per day and over the period;
+# the row with a NULL event_date holds the period's counts.
 _USERS = """
 WITH day_users AS (
     SELECT event_date, user_id, bool_or(log = 'coin_purchases') AS paying,
