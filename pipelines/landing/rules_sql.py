@@ -58,7 +58,9 @@ def sql_type(field: Field) -> str:
 
 
 def _is_string(text: str) -> str:
-    return f"starts_with({text}, '\"')"
+    """Whether the field's JSON text ``x_<name>`` is a string: the flag ``q_<name>`` computed once per
+    line in the ``texts`` step (several rules ask)."""
+    return "q_" + text.removeprefix("x_")
 
 
 def _is_integer(text: str) -> str:
@@ -156,7 +158,10 @@ def landing_select(log: str, files_sql: str, arrival_date: str) -> str:
     """
     fields = FIELDS[log]
     struct = "{" + ", ".join(f'"{f.name}": "JSON"' for f in fields) + "}"
-    texts = ",\n        ".join(f"CAST(j.{f.name} AS VARCHAR) AS x_{f.name}" for f in fields)
+    texts = ",\n        ".join(
+        f"CAST(j.{f.name} AS VARCHAR) AS x_{f.name}, starts_with(CAST(j.{f.name} AS VARCHAR), '\"') AS q_{f.name}"
+        for f in fields
+    )
     typed = [(f, *_typed(f)) for f in fields]
     values = ",\n        ".join(f"{expr} AS {f.name}" for f, expr, _ in typed)
     checks = "\n        AND ".join(f"coalesce({ok}, false)" for _, _, ok in typed)
