@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -129,3 +132,77 @@ def test_a_mart_no_longer_defined_is_dropped(data: DataDir) -> None:
     tables = {r[0] for r in _read(data.warehouse, "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts'")}
     assert "retired" not in tables
     assert MART in tables
+
+
+def test_the_quarantine_is_a_table_the_file_stands_alone(data: DataDir, tmp_path: Path) -> None:
+    """Copied away from the lake (the lake then deleted), the warehouse still answers for the contract tables."""
+    _quarantine(data, D2, ["underage"])
+    publish_warehouse(data)
+    copy = tmp_path / "elsewhere" / "warehouse.duckdb"
+    copy.parent.mkdir()
+    copy.write_bytes(data.warehouse.read_bytes())
+    for path in sorted(data.lake.rglob("*.parquet")):
+        path.unlink()
+    kinds = _read(copy, "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'quality'")
+    assert ("quarantine", "BASE TABLE") in kinds
+    rows = _read(copy, "SELECT log, event_id, arrival_date, reason, raw FROM quality.quarantine ORDER BY ALL")
+    assert rows == [
+        ("impressions", "e0", D1, "malformed", "{}"),
+        ("impressions", "e0", D2, "underage", "{}"),
+        ("impressions", "e1", D1, "malformed", "{}"),
+        ("impressions", "e2", D1, "late_arrival", "{}"),
+    ]
+    assert len(_read(copy, f"SELECT * FROM marts.{MART}")) == 2
+
+
+def test_a_rerun_partition_replaces_its_quarantine_rows(data: DataDir) -> None:
+    _quarantine(data, D1, ["underage"])  # D1 re-landed: 3 rows become 1
+    publish_warehouse(data)
+    publish_warehouse(data)  # nothing changed: nothing doubled
+    rows = _read(data.warehouse, "SELECT arrival_date, reason, count(*) FROM quality.quarantine GROUP BY ALL")
+    assert rows == [(D1, "underage", 1)]
+
+
+def test_a_quarantine_row_outside_its_partition_is_refused(data: DataDir) -> None:
+    path = data.quarantine_file("landing", "impressions", D2)
+    _quarantine(data, D2, ["underage"])
+    pl.read_parquet(path).with_columns(arrival_date=pl.lit(D3)).write_parquet(path)  # landing file of D2, row of D3
+    before = data.warehouse.read_bytes()
+    with pytest.raises(ValueError, match="outside their file's partition"):
+        publish_warehouse(data)
+    assert data.warehouse.read_bytes() == before  # the published file is untouched
+    assert sorted(p.name for p in data.warehouse.parent.iterdir() if p.name.startswith(".")) == []
+
+
+def test_the_file_is_in_a_storage_format_duckdb_1x_reads(data: DataDir) -> None:
+    version = _read(
+        data.warehouse, "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = 'warehouse'"
+    )
+    assert version == [("v1.0.0+",)]
+
+
+def test_a_warehouse_in_the_2_0_format_is_rebuilt_in_the_readable_one(data: DataDir) -> None:
+    data.warehouse.unlink()
+    with duckdb.connect(str(data.warehouse)) as con:  # as releases before this one wrote it
+        con.execute("CREATE SCHEMA marts; CREATE TABLE marts.stale AS SELECT 1 AS x")
+    publish_warehouse(data)
+    version = _read(
+        data.warehouse, "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = 'warehouse'"
+    )
+    assert version == [("v1.0.0+",)]
+    assert len(_read(data.warehouse, f"SELECT * FROM marts.{MART}")) == 2
+
+
+@pytest.mark.skipif(shutil.which("duckdb", path=str(Path(sys.executable).parent)) is None, reason="no DuckDB CLI")
+def test_the_duckdb_1_5_cli_reads_the_warehouse(data: DataDir) -> None:
+    """The DuckDB CLI on PyPI (1.5, in the dev dependencies) opens the file read-only, as the README shows."""
+    cli = shutil.which("duckdb", path=str(Path(sys.executable).parent))
+    out = subprocess.run(
+        [cli, "-readonly", "-csv", str(data.warehouse), f"SELECT count(*) FROM marts.{MART}; SELECT version()"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.split()
+    assert out[:2] == ["count_star()", "2"]
+    assert out[-1].startswith("v1.")

@@ -1,4 +1,4 @@
-"""warehouse: publish warehouse.duckdb (marts tables, quarantine and facts views) atomically."""
+"""warehouse: publish warehouse.duckdb (marts and quarantine tables, facts and staged views) atomically."""
 
 import dagster as dg
 
@@ -24,7 +24,7 @@ WAREHOUSE_KEY = dg.AssetKey(["warehouse"])
     description=(
         "`<data>/warehouse.duckdb`, rebuilt from the lake and swapped in with an atomic rename after the "
         "marts pass their checks, so analysts never read a half-written or unreconciled partition. "
-        "Schemas: marts (tables), quality.quarantine, facts.revenue_events and staged.* (views over Parquet)."
+        "Schemas: marts and quality.quarantine (tables), facts.revenue_events and staged.* (views over Parquet)."
     ),
 )
 def warehouse(context: dg.AssetExecutionContext, revwh: DataDirResource) -> dg.MaterializeResult:

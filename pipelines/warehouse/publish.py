@@ -6,10 +6,16 @@ it prepares a new file beside it and ``os.replace``s it, which is atomic.
 A reader that opened the old file keeps a consistent snapshot; the next
 reader opens the new one. Readers never see a half-replaced partition.
 
-Small marts are tables; large layers (facts, quarantine rows, staged) are
-views over the lake's Parquet, whose partition files are themselves replaced
-atomically. ``quality.quarantine_counts`` summarises the quarantine per
-partition file so that reports need not scan every quarantine file.
+The contract tables (the marts and ``quality.quarantine``, SPEC §5) are tables
+inside the file, so the file stands alone: it can be copied or moved away from
+the lake and still answers. The large layers (facts, staged) are views over the
+lake's Parquet, whose partition files are themselves replaced atomically.
+``quality.quarantine_counts`` summarises the quarantine per partition file so
+that reports need not scan every quarantine row.
+
+The file is written in DuckDB's v1.0.0 storage format, which every DuckDB
+client from 1.0 on can open (the DuckDB CLI on PyPI is still 1.5; the 2.0
+format would lock out every 1.x reader: DBeaver, R, the CLI).
 
 Incremental: the new file starts as a copy of the published one, and only the
 partition files that changed since (by size and modification time, recorded
@@ -35,6 +41,9 @@ from pipelines.marts.build import USD_SUM_MACRO, mart_names, mart_sql
 from pipelines.quality.quarantine import QUARANTINE_SCHEMA
 
 QUARANTINE_COUNTS = "quality.quarantine_counts"
+QUARANTINE = "quality.quarantine"
+# The oldest storage format DuckDB 2.0 writes: readable by DuckDB 1.0 and later.
+WAREHOUSE_STORAGE_VERSION = "v1.0.0"
 PUBLISHED_FILES = "_publish.files"
 # The two contract marts (SPEC §5) are re-sorted after an incremental update.
 SORTED_MARTS = {"marts.revenue_by_stream", "marts.revenue_by_region"}
@@ -55,15 +64,6 @@ class LakeFile:
 def _glob(folder: Path) -> str | None:
     files = sorted(folder.glob("*.parquet"))
     return f"{folder.as_posix()}/*.parquet" if files else None
-
-
-def _quarantine_sql(data: DataDir) -> str:
-    pattern = data.lake / "quarantine" / "*" / "*" / "*.parquet"
-    if not list((data.lake / "quarantine").glob("*/*/*.parquet")):
-        cols = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in QUARANTINE_SCHEMA.items())
-        return f"SELECT {cols} LIMIT 0"
-    cols = ", ".join(QUARANTINE_SCHEMA)
-    return f"SELECT {cols} FROM read_parquet('{pattern.as_posix()}', union_by_name = true)"
 
 
 def lake_files(data: DataDir) -> list[LakeFile]:
@@ -106,9 +106,37 @@ def _counts_select(files: list[LakeFile]) -> str:
                GROUP BY ALL"""
 
 
+# The partition a quarantine row belongs to, as LakeFile.key spells it: landing files are cut by
+# arrival day, staged files by event date.
+_QUARANTINE_ROW_KEY = (
+    "stage || '/' || log || '/' "
+    "|| strftime(CASE WHEN stage = 'landing' THEN arrival_date ELSE event_date END, '%Y-%m-%d')"
+)
+
+
+def _insert_quarantine(con: duckdb.DuckDBPyConnection, files: list[LakeFile]) -> None:
+    """The rows of some quarantine files into quality.quarantine; each row must belong to its file's partition
+    (that is how a re-run's rows are found and deleted), which is checked here rather than assumed."""
+    paths = _sql_list([f.path for f in files])
+    keys = ", ".join(f"('{f.path}', '{f.key}')" for f in files)
+    cols = ", ".join(f"q.{c}" for c in QUARANTINE_SCHEMA)
+    inserted = con.execute(
+        f"""INSERT INTO {QUARANTINE} SELECT {cols}
+            FROM read_parquet({paths}, union_by_name = true, filename = true) q
+            JOIN (VALUES {keys}) k(path, key) ON k.path = q.filename
+            WHERE {_QUARANTINE_ROW_KEY} = k.key"""
+    ).fetchall()[0][0]
+    expected = con.execute(f"SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata({paths})").fetchall()[0][0]
+    if inserted != expected:
+        raise ValueError(
+            f"{expected - inserted} quarantine rows lie outside their file's partition (stage/log/day) in {paths}"
+        )
+
+
 def _insert(con: duckdb.DuckDBPyConnection, table: str, files: list[LakeFile]) -> None:
     if table == QUARANTINE_COUNTS:
         con.execute(f"INSERT INTO {table} {_counts_select(files)}")
+        _insert_quarantine(con, files)
     else:
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet({_sql_list([f.path for f in files])})")
 
@@ -117,13 +145,13 @@ def _delete(con: duckdb.DuckDBPyConnection, table: str, keys: list[str]) -> None
     values = ", ".join(f"('{k}')" for k in keys)
     if table == QUARANTINE_COUNTS:
         con.execute(f"DELETE FROM {table} WHERE partition_key IN (SELECT * FROM (VALUES {values}))")
+        con.execute(f"DELETE FROM {QUARANTINE} WHERE {_QUARANTINE_ROW_KEY} IN (SELECT * FROM (VALUES {values}))")
     else:
         con.execute(f"DELETE FROM {table} WHERE event_date IN (SELECT CAST(k AS DATE) FROM (VALUES {values}) v(k))")
 
 
 def _views(con: duckdb.DuckDBPyConnection, data: DataDir) -> None:
     """The lazy views over the lake (cheap: no data is read)."""
-    con.execute(f"CREATE OR REPLACE VIEW quality.quarantine AS {_quarantine_sql(data)}")
     facts = _glob(data.lake / "facts" / "revenue_events")
     if facts:
         con.execute(f"CREATE OR REPLACE VIEW facts.revenue_events AS SELECT * FROM read_parquet('{facts}')")
@@ -159,6 +187,8 @@ def _rebuild(con: duckdb.DuckDBPyConnection, data: DataDir, files: list[LakeFile
         f"""CREATE TABLE {QUARANTINE_COUNTS} (partition_key VARCHAR, stage VARCHAR, log VARCHAR, reason VARCHAR,
                                               arrival_date DATE, rows BIGINT)"""
     )
+    columns = ", ".join(f"{c} {t}" for c, t in QUARANTINE_SCHEMA.items())
+    con.execute(f"CREATE TABLE {QUARANTINE} ({columns})")
     quarantine = [f for f in files if f.table == QUARANTINE_COUNTS]
     if quarantine:
         _insert(con, QUARANTINE_COUNTS, quarantine)
@@ -168,9 +198,14 @@ def _rebuild(con: duckdb.DuckDBPyConnection, data: DataDir, files: list[LakeFile
 
 def _published(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], tuple[int, int]] | None:
     """What the copied warehouse holds, by (table, partition key); None when it cannot be updated in place."""
+    version = con.execute(
+        "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()[0][0]
+    if not version.startswith(WAREHOUSE_STORAGE_VERSION):
+        return None  # written by an older release in another format: rebuild in the readable one
     tables = {r[0] for r in con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
     marts = {f"marts.{name}" for name in mart_names()}
-    needed = {PUBLISHED_FILES, QUARANTINE_COUNTS} | marts
+    needed = {PUBLISHED_FILES, QUARANTINE_COUNTS, QUARANTINE} | marts
     if not needed <= tables or {t for t in tables if t.startswith("marts.")} != marts:
         return None  # a mart was added or dropped from sql/marts: rebuild
     rows = con.execute(f"SELECT table_name, key, size, mtime_ns FROM {PUBLISHED_FILES}").fetchall()
@@ -217,6 +252,11 @@ def _update(con: duckdb.DuckDBPyConnection, data: DataDir, files: list[LakeFile]
     return True
 
 
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    """A new file is created in WAREHOUSE_STORAGE_VERSION; an existing one keeps its own format."""
+    return duckdb.connect(str(path), config={"storage_compatibility_version": WAREHOUSE_STORAGE_VERSION})
+
+
 def publish_warehouse(data: DataDir, *, full: bool = False) -> Path:
     """Bring the catalogue up to date with the lake and swap it in; returns the warehouse path.
 
@@ -228,7 +268,7 @@ def publish_warehouse(data: DataDir, *, full: bool = False) -> Path:
     incremental = not full and target.exists()
     if incremental:
         shutil.copyfile(target, tmp)
-    con = duckdb.connect(str(tmp))
+    con = _connect(tmp)
     try:
         done = False
         if incremental:
@@ -237,11 +277,15 @@ def publish_warehouse(data: DataDir, *, full: bool = False) -> Path:
         if not done:
             con.close()
             tmp.unlink(missing_ok=True)
-            con = duckdb.connect(str(tmp))
+            con = _connect(tmp)
             _rebuild(con, data, files)
         con.execute("CHECKPOINT")
-    finally:
+    except BaseException:
         con.close()
+        for leftover in (tmp, Path(str(tmp) + ".wal")):  # the published file is untouched
+            leftover.unlink(missing_ok=True)
+        raise
+    con.close()
     os.replace(tmp, target)
     wal = Path(str(tmp) + ".wal")
     if wal.exists():
