@@ -15,6 +15,7 @@ from pipelines.defs.kpi_checks import KPI_CHECKS
 from pipelines.defs.landing import LANDING
 from pipelines.defs.marts import MARTS
 from pipelines.defs.quality import QUALITY
+from pipelines.defs.reference_sensor import reference_tables_sensor
 from pipelines.defs.reports import REPORTS
 from pipelines.defs.staged import STAGED
 from pipelines.defs.warehouse import WAREHOUSE
@@ -58,7 +59,7 @@ def build_definitions(data_dir: str | os.PathLike[str] | None = None) -> dg.Defi
         asset_checks=[d for d in ALL if isinstance(d, dg.AssetChecksDefinition)],
         jobs=[revenue_pipeline, revenue_pipeline_celery],
         schedules=SCHEDULES,
-        sensors=SENSORS,
+        sensors=[*SENSORS, reference_tables_sensor],
         resources={"revwh": DataDirResource(data_dir=data_dir)},
     )
     return defs.map_asset_specs(func=_with_freshness)

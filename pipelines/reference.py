@@ -6,7 +6,10 @@ hard-coded: every rule that needs a table reads it from the data directory.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import polars as pl
@@ -49,6 +52,32 @@ class Reference:
     gift_catalog: pl.DataFrame
     shop_categories: pl.DataFrame
     creator_usd_per_coin: float
+
+    @cached_property
+    def _shared_digest(self) -> str:
+        """The tables every event date reads (all but fx_rates), as loaded: formatting does not count."""
+        h = hashlib.sha256()
+        for name in ("countries", "store_fees", "gift_catalog", "shop_categories"):
+            frame = getattr(self, name)
+            h.update(f"{name}\n{frame.sort(frame.columns).write_csv()}".encode())
+        h.update(f"creator_usd_per_coin={self.creator_usd_per_coin!r}".encode())
+        return h.hexdigest()
+
+    @cached_property
+    def _fx_digests(self) -> dict[dt.date, str]:
+        """Per date, a digest of that date's rates (rule 8 and the USD conversion read no other date)."""
+        by_date = (
+            self.fx_rates.sort("date", "currency")
+            .group_by("date", maintain_order=True)
+            .agg(pl.concat_str("currency", pl.lit("="), pl.col("usd_per_unit").cast(pl.String)).str.join(";"))
+        )
+        return {d: hashlib.sha256(rates.encode()).hexdigest() for d, rates in by_date.iter_rows()}
+
+    def fingerprint(self, event_date: dt.date) -> str:
+        """What the reference data says about ``event_date``: changes exactly when rules 7–8 or the
+        revenue of that date could. Staged manifests record it; the reference sensor compares."""
+        fx = self._fx_digests.get(event_date, "no-rates")
+        return hashlib.sha256(f"{self._shared_digest}\n{fx}".encode()).hexdigest()[:16]
 
 
 def _read(path: Path, table: str) -> pl.DataFrame:

@@ -62,6 +62,7 @@ class StagedStats:
     accepted: int = 0
     quarantined: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+    reference: str = ""  # Reference.fingerprint(event_date) of the tables used ("" before it was recorded)
 
 
 def copy_schema(log: str) -> dict[str, pl.DataType]:
@@ -244,9 +245,9 @@ def fetch_raw(files: list[Path], rows: pl.DataFrame) -> pl.DataFrame:
 class _DayOutput:
     """The staged file (one row group per bucket), quarantine rows and stats of one event date."""
 
-    def __init__(self, data: DataDir, log: str, day: dt.date) -> None:
+    def __init__(self, data: DataDir, log: str, day: dt.date, reference: str) -> None:
         self.data, self.log, self.day = data, log, day
-        self.stats = StagedStats(log=log, event_date=day.isoformat())
+        self.stats = StagedStats(log=log, event_date=day.isoformat(), reference=reference)
         self.schema = pl.DataFrame(schema=polars_schema(log) | {"src": pl.String}).to_arrow().schema
         self.path = data.staged_file(log, day)
         self.tmp = temp_sibling(self.path)
@@ -341,7 +342,7 @@ def stage_range(
     buckets = landing_buckets() if buckets is None else buckets
     span = [days[0] + dt.timedelta(days=i) for i in range(-MAX_LATENESS_DAYS, (days[-1] - days[0]).days + 4)]
     sources = {d: landing_sources(data, log, d, buckets) for d in span}
-    outputs = {d: _DayOutput(data, log, d) for d in days}
+    outputs = {d: _DayOutput(data, log, d, ref.fingerprint(d)) for d in days}
     lock = threading.Lock()
     limit = (staged_group_rows() if group_rows is None else group_rows) // max(1, threads)
 
