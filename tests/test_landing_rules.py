@@ -197,6 +197,17 @@ def test_gzip_and_several_files(data_dir: DataDir) -> None:
     assert stats.files == 3
 
 
+def test_crlf_line_ends_a_byte_order_mark_and_a_last_line_without_newline(data_dir: DataDir) -> None:
+    folder = data_dir.root / "raw" / "impressions" / f"dt={ARRIVAL}"
+    folder.mkdir(parents=True)
+    (folder / "crlf.jsonl").write_bytes(b"\r\n".join(json.dumps(impression(f"crlf{i}", T)).encode() for i in range(2)))
+    (folder / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + json.dumps(impression("bom", T)).encode() + b"\n")
+    (folder / "blanks.jsonl").write_bytes(json.dumps(impression("trailing-blanks", T)).encode() + b" \t\r\n")
+    stats = land_partition(data_dir, "impressions", DAY)
+    assert accepted_ids(data_dir) == {"crlf0", "crlf1", "bom", "trailing-blanks"}
+    assert (stats.landed, stats.quarantined) == (4, 0)
+
+
 def test_missing_folder_is_an_empty_partition(data_dir: DataDir) -> None:
     stats = land_partition(data_dir, "gifts", DAY)
     assert (stats.landed, stats.accepted, stats.quarantined) == (0, 0, 0)
