@@ -128,7 +128,7 @@ def test_column_schemas_checks_and_freshness(nodes: dict[str, dict]) -> None:
     assert "landed_equals_accepted_plus_quarantined" in checks("landing/orders")
 
 
-def test_schedule_and_sensor_are_on_by_default(server: Webserver) -> None:
+def test_schedule_and_sensors_are_on_by_default(server: Webserver) -> None:
     data = server.graphql(
         """query($repo: RepositorySelector!) {
              schedulesOrError(repositorySelector: $repo) { ... on Schedules { results {
@@ -142,9 +142,10 @@ def test_schedule_and_sensor_are_on_by_default(server: Webserver) -> None:
     daily = schedules["daily_revenue_pipeline"]
     assert (daily["cronSchedule"], daily["executionTimezone"], daily["pipelineName"]) == ("0 1 * * *", "UTC", JOB)
     assert daily["scheduleState"]["status"] == "RUNNING"
-    raw = sensors["raw_files_sensor"]
-    assert raw["targets"][0]["pipelineName"] == JOB and raw["minIntervalSeconds"] == 60
-    assert raw["sensorState"]["status"] == "RUNNING"
+    for name in ("raw_files_sensor", "reference_tables_sensor"):
+        sensor = sensors[name]
+        assert sensor["targets"][0]["pipelineName"] == JOB and sensor["minIntervalSeconds"] == 60
+        assert sensor["sensorState"]["status"] == "RUNNING"
 
 
 DRY_RUN_RESULT = """
