@@ -1,4 +1,4 @@
-"""`revwh` command line (SPEC §6): generate, run, sql, report.
+"""`revwh` command line (SPEC §6): generate, run, sql, report, publish.
 
 Every subcommand validates its arguments up front and fails with one readable
 line and exit code 2, instead of a traceback.
@@ -88,6 +88,28 @@ def _cmd_sql(args: argparse.Namespace) -> int:
     return run_query(local_for_reading(args.data_dir), args.query, args.format)
 
 
+def _add_publish(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "publish",
+        help="rebuild warehouse.duckdb from the lake without re-running (e.g. after moving the data directory)",
+    )
+    p.add_argument("--data-dir", type=Path, required=True, help="a local data directory that holds a lake/")
+    p.add_argument("--full", action="store_true", help="rebuild every table instead of only the changed partitions")
+    p.set_defaults(handler=_cmd_publish)
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from pipelines.lake import DataDir
+    from pipelines.warehouse.publish import publish_warehouse
+
+    data = DataDir.at(args.data_dir)
+    if not (data.lake / "marts").is_dir():
+        raise CliError(f"no lake with marts in {data.root}: run `revwh run --data-dir {args.data_dir} ...` first")
+    path = publish_warehouse(data, full=args.full)
+    print(f"revwh publish: {path} ({'rebuilt' if args.full else 'updated'} from {data.lake})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="revwh", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_generate_parser(sub)
     _add_run(sub)
     _add_sql(sub)
+    _add_publish(sub)
     try:
         from pipelines.reports.cli import add_report_parser
     except ImportError:  # the report is optional until it exists

@@ -206,3 +206,34 @@ def test_the_duckdb_1_5_cli_reads_the_warehouse(data: DataDir) -> None:
     ).stdout.split()
     assert out[:2] == ["count_star()", "2"]
     assert out[-1].startswith("v1.")
+
+
+def test_a_moved_data_directory_gets_a_hint_and_revwh_publish_repoints_it(
+    data: DataDir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.cli import main
+
+    facts = data.facts_file(D1)
+    facts.parent.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame({"event_date": [D1, D1], "stream": ["advertising", "ecommerce"]}).write_parquet(facts)
+    publish_warehouse(data)
+    moved = tmp_path.parent / f"{tmp_path.name}-moved"
+    shutil.copytree(data.root, moved)
+    shutil.rmtree(data.lake)  # the old location is gone
+    query = ["sql", "SELECT count(*) AS n FROM facts.revenue_events", "--data-dir", str(moved), "--format", "csv"]
+    capsys.readouterr()
+    assert main(query) == 1
+    err = capsys.readouterr().err
+    assert f"revwh publish --data-dir {moved}" in err and "another location" in err
+    assert main(["publish", "--data-dir", str(moved)]) == 0
+    capsys.readouterr()
+    assert main(query) == 0
+    assert capsys.readouterr().out.split() == ["n", "2"]
+    shutil.rmtree(moved)
+
+
+def test_revwh_publish_without_a_lake_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipelines.cli import main
+
+    assert main(["publish", "--data-dir", str(tmp_path / "nowhere")]) == 2
+    assert "no lake with marts" in capsys.readouterr().err

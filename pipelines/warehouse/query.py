@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -44,6 +45,20 @@ def connect_read_only(data_dir: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _moved_lake_hint(data_dir: Path, message: str) -> str:
+    """The views over facts and staged name the lake by absolute path; say so when they point elsewhere."""
+    missing = re.search(r'No files found that match the pattern "([^"]+)"', message)
+    if not missing:
+        return ""
+    lake = DataDir.at(data_dir).lake.resolve().as_posix()
+    if missing.group(1).startswith(lake + "/"):
+        return ""
+    return (
+        f" (the warehouse's views over facts and staged were published for another location; "
+        f"this data directory's lake is {lake}: run `revwh publish --data-dir {data_dir}` to point them here)"
+    )
+
+
 def fetch(data_dir: Path, sql: str) -> tuple[list[str], list[tuple]]:
     """Run one statement read-only; returns (column names, rows)."""
     con = connect_read_only(data_dir)
@@ -51,7 +66,7 @@ def fetch(data_dir: Path, sql: str) -> tuple[list[str], list[tuple]]:
         try:
             cur = con.execute(sql)
         except duckdb.Error as exc:
-            raise QueryError(str(exc).splitlines()[0]) from exc
+            raise QueryError(str(exc).splitlines()[0] + _moved_lake_hint(data_dir, str(exc))) from exc
         if cur.description is None:
             return [], []
         return [d[0] for d in cur.description], cur.fetchall()
