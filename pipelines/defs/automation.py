@@ -33,6 +33,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -282,6 +283,43 @@ def evaluate_raw_changes(
     return SensorDecision(request, state.dumps(), reason)
 
 
+class Evaluate(Protocol):
+    """How a sensor decides: the data directory and cursor in, one SensorDecision out."""
+
+    def __call__(
+        self, data: DataDir, cursor: str | None, *, now: dt.datetime, settle_seconds: float
+    ) -> SensorDecision: ...
+
+
+def decision_sensor(
+    name: str,
+    description: str,
+    evaluate: Evaluate,
+    *,
+    settle_seconds: float,
+    default_status: dg.DefaultSensorStatus,
+) -> dg.SensorDefinition:
+    """A sensor on the pipeline job whose every tick is ``evaluate``: the logic stays a plain, testable
+    function, and both sensors report skips and requests the same way."""
+
+    @dg.sensor(
+        name=name,
+        job_name=PIPELINE_JOB_NAME,
+        minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+        default_status=default_status,
+        description=description,
+    )
+    def _sensor(context: dg.SensorEvaluationContext, revwh: DataDirResource) -> dg.SensorResult:
+        now = dt.datetime.fromtimestamp(time.time(), dt.UTC)
+        decision = evaluate(revwh.data(), context.cursor, now=now, settle_seconds=settle_seconds)
+        if decision.run_request is None:  # the UI shows the skip reason; no log line every minute
+            return dg.SensorResult(skip_reason=dg.SkipReason(decision.reason), cursor=decision.cursor)
+        context.log.info(decision.reason)
+        return dg.SensorResult(run_requests=[decision.run_request], cursor=decision.cursor)
+
+    return _sensor
+
+
 def build_raw_files_sensor(
     name: str = "raw_files_sensor",
     *,
@@ -289,31 +327,15 @@ def build_raw_files_sensor(
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
 ) -> dg.SensorDefinition:
     """The sensor, with its settle time as a parameter so tests need not wait for it."""
-
-    @dg.sensor(
-        name=name,
-        job_name=PIPELINE_JOB_NAME,
-        minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    return decision_sensor(
+        name,
+        "Every minute: fingerprints raw/<log>/dt=*/ (names, sizes, mtimes; no file is read) and, when "
+        "arrival days changed, requests ONE run over event dates [min(A)-3, max(A)]. The JSON cursor "
+        "holds each arrival day's fingerprint, so every change is requested exactly once.",
+        evaluate_raw_changes,
+        settle_seconds=settle_seconds,
         default_status=default_status,
-        description=(
-            "Every minute: fingerprints raw/<log>/dt=*/ (names, sizes, mtimes; no file is read) and, when "
-            "arrival days changed, requests ONE run over event dates [min(A)-3, max(A)]. The JSON cursor "
-            "holds each arrival day's fingerprint, so every change is requested exactly once."
-        ),
     )
-    def _sensor(context: dg.SensorEvaluationContext, revwh: DataDirResource) -> dg.SensorResult:
-        decision = evaluate_raw_changes(
-            revwh.data(),
-            context.cursor,
-            now=dt.datetime.fromtimestamp(time.time(), dt.UTC),
-            settle_seconds=settle_seconds,
-        )
-        if decision.run_request is None:  # the UI shows the skip reason; no log line every minute
-            return dg.SensorResult(skip_reason=dg.SkipReason(decision.reason), cursor=decision.cursor)
-        context.log.info(decision.reason)
-        return dg.SensorResult(run_requests=[decision.run_request], cursor=decision.cursor)
-
-    return _sensor
 
 
 raw_files_sensor = build_raw_files_sensor()

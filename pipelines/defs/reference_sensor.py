@@ -23,21 +23,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import time
 
 import dagster as dg
 
 from pipelines.contract import LOGS, REFERENCE_TABLES
 from pipelines.defs.automation import (
     FIRST_PARTITION,
-    PIPELINE_JOB_NAME,
-    SENSOR_INTERVAL_SECONDS,
     SETTLE_SECONDS,
     SensorDecision,
+    decision_sensor,
     last_complete_day,
     range_tags,
 )
-from pipelines.defs.common import DataDirResource
 from pipelines.lake import DataDir
 from pipelines.reference import ReferenceError, load_reference
 
@@ -126,31 +123,15 @@ def build_reference_sensor(
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
 ) -> dg.SensorDefinition:
     """The sensor, with its settle time as a parameter so tests need not wait for it."""
-
-    @dg.sensor(
-        name=name,
-        job_name=PIPELINE_JOB_NAME,
-        minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    return decision_sensor(
+        name,
+        "Every minute: recomputes each staged event date's reference fingerprint (shared tables + that "
+        "date's FX rates) and, where it differs from the one the staged manifests recorded, requests ONE "
+        "run over those event dates. A late FX rate re-runs its day; a changed fee or country re-runs history.",
+        evaluate_reference_changes,
+        settle_seconds=settle_seconds,
         default_status=default_status,
-        description=(
-            "Every minute: recomputes each staged event date's reference fingerprint (shared tables + that "
-            "date's FX rates) and, where it differs from the one the staged manifests recorded, requests ONE "
-            "run over those event dates. A late FX rate re-runs its day; a changed fee or country re-runs history."
-        ),
     )
-    def _sensor(context: dg.SensorEvaluationContext, revwh: DataDirResource) -> dg.SensorResult:
-        decision = evaluate_reference_changes(
-            revwh.data(),
-            context.cursor,
-            now=dt.datetime.fromtimestamp(time.time(), dt.UTC),
-            settle_seconds=settle_seconds,
-        )
-        if decision.run_request is None:
-            return dg.SensorResult(skip_reason=dg.SkipReason(decision.reason), cursor=decision.cursor)
-        context.log.info(decision.reason)
-        return dg.SensorResult(run_requests=[decision.run_request], cursor=decision.cursor)
-
-    return _sensor
 
 
 reference_tables_sensor = build_reference_sensor()
