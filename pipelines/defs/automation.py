@@ -291,52 +291,51 @@ class Evaluate(Protocol):
     ) -> SensorDecision: ...
 
 
-def decision_sensor(
-    name: str,
-    description: str,
-    evaluate: Evaluate,
-    *,
-    settle_seconds: float,
-    default_status: dg.DefaultSensorStatus,
-) -> dg.SensorDefinition:
+@dataclass(frozen=True)
+class DecisionSensor:
     """A sensor on the pipeline job whose every tick is ``evaluate``: the logic stays a plain, testable
-    function, and both sensors report skips and requests the same way."""
+    function, and every sensor reports skips and requests the same way."""
 
-    @dg.sensor(
-        name=name,
-        job_name=PIPELINE_JOB_NAME,
-        minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-        default_status=default_status,
-        description=description,
-    )
-    def _sensor(context: dg.SensorEvaluationContext, revwh: DataDirResource) -> dg.SensorResult:
-        now = dt.datetime.fromtimestamp(time.time(), dt.UTC)
-        decision = evaluate(revwh.data(), context.cursor, now=now, settle_seconds=settle_seconds)
-        if decision.run_request is None:  # the UI shows the skip reason; no log line every minute
-            return dg.SensorResult(skip_reason=dg.SkipReason(decision.reason), cursor=decision.cursor)
-        context.log.info(decision.reason)
-        return dg.SensorResult(run_requests=[decision.run_request], cursor=decision.cursor)
+    name: str
+    description: str
+    evaluate: Evaluate
 
-    return _sensor
+    def build(
+        self,
+        name: str | None = None,
+        *,
+        settle_seconds: float = SETTLE_SECONDS,
+        default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+    ) -> dg.SensorDefinition:
+        """The sensor definition; tests pass another name and a settle time of 0 so they need not wait."""
+        evaluate = self.evaluate
+
+        @dg.sensor(
+            name=name or self.name,
+            job_name=PIPELINE_JOB_NAME,
+            minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+            default_status=default_status,
+            description=self.description,
+        )
+        def _sensor(context: dg.SensorEvaluationContext, revwh: DataDirResource) -> dg.SensorResult:
+            now = dt.datetime.fromtimestamp(time.time(), dt.UTC)
+            decision = evaluate(revwh.data(), context.cursor, now=now, settle_seconds=settle_seconds)
+            if decision.run_request is None:  # the UI shows the skip reason; no log line every minute
+                return dg.SensorResult(skip_reason=dg.SkipReason(decision.reason), cursor=decision.cursor)
+            context.log.info(decision.reason)
+            return dg.SensorResult(run_requests=[decision.run_request], cursor=decision.cursor)
+
+        return _sensor
 
 
-def build_raw_files_sensor(
-    name: str = "raw_files_sensor",
-    *,
-    settle_seconds: float = SETTLE_SECONDS,
-    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
-) -> dg.SensorDefinition:
-    """The sensor, with its settle time as a parameter so tests need not wait for it."""
-    return decision_sensor(
-        name,
-        "Every minute: fingerprints raw/<log>/dt=*/ (names, sizes, mtimes; no file is read) and, when "
-        "arrival days changed, requests ONE run over event dates [min(A)-3, max(A)]. The JSON cursor "
-        "holds each arrival day's fingerprint, so every change is requested exactly once.",
-        evaluate_raw_changes,
-        settle_seconds=settle_seconds,
-        default_status=default_status,
-    )
-
+RAW_FILES_SENSOR = DecisionSensor(
+    "raw_files_sensor",
+    "Every minute: fingerprints raw/<log>/dt=*/ (names, sizes, mtimes; no file is read) and, when "
+    "arrival days changed, requests ONE run over event dates [min(A)-3, max(A)]. The JSON cursor "
+    "holds each arrival day's fingerprint, so every change is requested exactly once.",
+    evaluate_raw_changes,
+)
+build_raw_files_sensor = RAW_FILES_SENSOR.build
 
 raw_files_sensor = build_raw_files_sensor()
 

@@ -30,8 +30,8 @@ from pipelines.contract import LOGS, REFERENCE_TABLES
 from pipelines.defs.automation import (
     FIRST_PARTITION,
     SETTLE_SECONDS,
+    DecisionSensor,
     SensorDecision,
-    decision_sensor,
     last_complete_day,
     range_tags,
 )
@@ -116,22 +116,13 @@ def evaluate_reference_changes(
     return SensorDecision(request, _cursor(digest, seq), reason)
 
 
-def build_reference_sensor(
-    name: str = "reference_tables_sensor",
-    *,
-    settle_seconds: float = SETTLE_SECONDS,
-    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
-) -> dg.SensorDefinition:
-    """The sensor, with its settle time as a parameter so tests need not wait for it."""
-    return decision_sensor(
-        name,
-        "Every minute: recomputes each staged event date's reference fingerprint (shared tables + that "
-        "date's FX rates) and, where it differs from the one the staged manifests recorded, requests ONE "
-        "run over those event dates. A late FX rate re-runs its day; a changed fee or country re-runs history.",
-        evaluate_reference_changes,
-        settle_seconds=settle_seconds,
-        default_status=default_status,
-    )
-
+REFERENCE_SENSOR = DecisionSensor(
+    "reference_tables_sensor",
+    "Every minute: recomputes each staged event date's reference fingerprint (shared tables + that "
+    "date's FX rates) and, where it differs from the one the staged manifests recorded, requests ONE "
+    "run over those event dates. A late FX rate re-runs its day; a changed fee or country re-runs history.",
+    evaluate_reference_changes,
+)
+build_reference_sensor = REFERENCE_SENSOR.build
 
 reference_tables_sensor = build_reference_sensor()
