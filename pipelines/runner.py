@@ -32,11 +32,16 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-def validate_range(data_dir: Path, start: dt.date, end: dt.date) -> DataDir:
+def check_dates(start: dt.date, end: dt.date) -> None:
+    """The range is one a run can cover (checked before anything is printed or pulled)."""
     if end < start:
         raise CliError(f"--end {end} is before --start {start}")
     if start < FIRST_PARTITION:
         raise CliError(f"--start {start} is before the first daily partition {FIRST_PARTITION}")
+
+
+def validate_range(data_dir: Path, start: dt.date, end: dt.date) -> DataDir:
+    check_dates(start, end)
     data = DataDir.at(data_dir)
     if not data.root.is_dir():
         raise CliError(f"data directory {data_dir} does not exist (create it with `revwh generate`)")
@@ -116,6 +121,7 @@ def run_range(
     from pipelines.storage import RUN_PULL, RUN_PUSH, Location
 
     began = time.perf_counter()
+    check_dates(start, end)
     print(
         f"revwh run: event dates {start}..{end}, arrival days {start}..{end + dt.timedelta(days=3)}",
         flush=True,
