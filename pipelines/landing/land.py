@@ -78,6 +78,26 @@ class LandingStats:
     bucket_scheme: str = ""
 
 
+class RawFileError(Exception):
+    """A raw file cannot be read at all (not gzip, a truncated gzip stream): its lines cannot be
+    counted, so they can be neither accepted nor quarantined, and the day does not land."""
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message, path)  # both in args: the error pickles (process executors)
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    @classmethod
+    def unreadable(cls, log: str, arrival: dt.date, path: Path, reason: str) -> RawFileError:
+        return cls(
+            f"landing/{log} dt={arrival}: cannot read raw file {path} ({reason}); the day's previous landing, if any, "
+            "is kept. Replace or remove the file, then re-run the day.",
+            path,
+        )
+
+
 def raw_files(data: DataDir, log: str, arrival: dt.date) -> list[Path]:
     """Every .jsonl / .jsonl.gz file of a partition folder (a missing folder has none)."""
     folder = data.raw_partition(log, arrival)
@@ -159,6 +179,12 @@ def land_partition(
             con = compute_connection(data) if own else con
             try:
                 _copy_partition(con, log, arrival, readable, work, accepted_dir, quarantine_path, stats)
+            except duckdb.IOException as exc:
+                bad = next((p for p in readable if p.as_posix() in str(exc)), None)
+                if bad is None:
+                    raise
+                reason = str(exc).splitlines()[0].removeprefix("IO Error: ").split(f": {bad.as_posix()}")[0]
+                raise RawFileError.unreadable(log, arrival, bad, reason) from None
             finally:
                 if own:
                     con.close()

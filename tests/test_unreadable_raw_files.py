@@ -1,0 +1,72 @@
+"""A raw file that cannot be read at all (a truncated gzip stream, a plain file named .gz) stops its
+day with one clear message naming the file; the day's previous landing stays as it was."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import pickle
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pipelines.lake import DataDir
+from pipelines.landing.land import RawFileError, land_partition
+from pipelines.quality.reconcile import landed_row_counts
+from pipelines.runner import execute_range, failure_messages
+from tests.builders import impression, write_raw, write_reference
+
+DAY = dt.date(2025, 3, 1)
+T = "2025-03-01T10:00:00Z"
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> DataDir:
+    write_reference(tmp_path, DAY, DAY + dt.timedelta(days=4))
+    write_raw(tmp_path, "impressions", DAY.isoformat(), [impression("ok-1", T), impression("ok-2", T)], "good.jsonl")
+    return DataDir.at(tmp_path)
+
+
+def _gzip_lines(n: int) -> bytes:
+    return gzip.compress(b"".join((json.dumps(impression(f"gz-{i}", T)) + "\n").encode() for i in range(n)))
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (lambda: _gzip_lines(500)[:-40], "Unexpected end of GZIP stream"),
+        (lambda: b'{"not": "gzip at all"}\n', "Input is not a GZIP stream"),
+    ],
+    ids=["truncated", "not-gzip"],
+)
+def test_unreadable_file_keeps_the_previous_landing(data: DataDir, content, reason: str) -> None:
+    before = land_partition(data, "impressions", DAY)
+    assert before.accepted == 2
+    bad = data.raw_partition("impressions", DAY) / "late-upload.jsonl.gz"
+    bad.write_bytes(content())
+    with pytest.raises(RawFileError) as info:
+        land_partition(data, "impressions", DAY)
+    message = str(info.value)
+    assert str(bad) in message and reason in message and "re-run the day" in message and "\n" not in message
+    assert info.value.path == bad
+    assert landed_row_counts(data, "impressions", DAY) == (2, 0)  # the old partition is untouched
+    again = pickle.loads(pickle.dumps(info.value))  # travels between processes
+    assert str(again) == message and again.path == bad
+
+
+def test_the_run_fails_with_that_message(data: DataDir) -> None:
+    for log in ("coin_purchases", "gifts", "orders", "fund_payouts"):
+        data.raw_partition(log, DAY).mkdir(parents=True, exist_ok=True)
+    bad = data.raw_partition("impressions", DAY) / "b.jsonl.gz"
+    bad.write_bytes(b"plain text\n")
+    result = execute_range(data.root, DAY, DAY, log_level="CRITICAL", instance=dg.DagsterInstance.ephemeral())
+    assert not result.success
+    messages = failure_messages(result)
+    assert any(
+        m.startswith("step landing__impressions failed: ")
+        and "landing/impressions dt=2025-03-01: cannot read raw file" in m
+        and str(bad) in m
+        for m in messages
+    ), messages
