@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 
 from pipelines.lake import DataDir
-from pipelines.landing.land import RawFileError, land_partition
+from pipelines.landing.land import RawFileError, land_days, land_partition
 from pipelines.quality.reconcile import landed_row_counts
 from pipelines.runner import execute_range, failure_messages
 from tests.builders import impression, write_raw, write_reference
@@ -70,3 +70,13 @@ def test_the_run_fails_with_that_message(data: DataDir) -> None:
         and str(bad) in m
         for m in messages
     ), messages
+
+
+def test_other_days_of_the_step_still_land(data: DataDir) -> None:
+    next_day = DAY + dt.timedelta(days=1)
+    write_raw(data.root, "impressions", next_day.isoformat(), [impression("next-1", "2025-03-02T10:00:00Z")])
+    (data.raw_partition("impressions", DAY) / "b.jsonl.gz").write_bytes(b"plain text\n")
+    with pytest.raises(RawFileError, match="dt=2025-03-01: cannot read raw file"):
+        land_days(data, "impressions", [DAY, next_day])
+    assert landed_row_counts(data, "impressions", next_day) == (1, 0)
+    assert not data.landing_partition("impressions", DAY).exists()

@@ -202,15 +202,28 @@ def land_days(
 ) -> list[LandingStats]:
     """:func:`land_partition` for each day, on up to ``threads`` days at once (one DuckDB
     database, a cursor per thread): small partitions are mostly fixed cost, two at a time use
-    both cores. Results in the order of ``days``."""
+    both cores. Results in the order of ``days``.
+
+    A day with an unreadable raw file does not stop the others: they land, then the first
+    :class:`RawFileError` is raised (its message counts the other unreadable files)."""
+    unreadable: list[RawFileError] = []
     with compute_connection(data) as con:
         _ensure_udfs(con)
 
-        def land(day: dt.date) -> LandingStats:
+        def land(day: dt.date) -> LandingStats | None:
             with con.cursor() as cursor:
-                return land_partition(data, log, day, force=force, con=cursor)
+                try:
+                    return land_partition(data, log, day, force=force, con=cursor)
+                except RawFileError as exc:
+                    unreadable.append(exc)
+                    return None
 
-        return thread_map(land, days, threads)
+        landed = thread_map(land, days, threads)
+    if unreadable:
+        first = min(unreadable, key=lambda e: str(e))
+        more = f" ({len(unreadable) - 1} more days of {log} have unreadable files)" if len(unreadable) > 1 else ""
+        raise RawFileError(f"{first}{more}", first.path)
+    return [stats for stats in landed if stats is not None]
 
 
 def _ensure_udfs(con: duckdb.DuckDBPyConnection) -> None:
