@@ -240,3 +240,33 @@ def _revenue(log, e, day, fx, fees, cats, per_coin) -> tuple[float, float, float
         fee = e["amount"] * rate * cats[e["category"]]
         return (fee if e["event_type"] == "placed" else -fee), 0.0, 0.0
     return 0.0, 0.0, e["amount"] * rate
+
+
+def published_marts(root: Path):
+    """The pipeline's side of the comparison, shaped like :func:`reference_run`'s result:
+    (revenue_by_stream, revenue_by_region, quarantine counts per (log, reason)) from warehouse.duckdb."""
+    import duckdb  # the reference itself needs no DuckDB
+
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        stream = con.execute(
+            "SELECT event_date, stream, gross_revenue_usd, platform_fees_usd, creator_payouts_usd, net_revenue_usd, "
+            "event_count FROM marts.revenue_by_stream"
+        ).fetchall()
+        region = con.execute(
+            "SELECT event_date, region, country, stream, gross_revenue_usd, platform_fees_usd, creator_payouts_usd, "
+            "net_revenue_usd, event_count FROM marts.revenue_by_region"
+        ).fetchall()
+        quarantine = con.execute("SELECT log, reason, count(*) FROM quality.quarantine GROUP BY ALL").fetchall()
+    return {r[:2]: r[2:] for r in stream}, {r[:4]: r[4:] for r in region}, {(g, r): n for g, r, n in quarantine}
+
+
+def assert_same_results(got, want) -> None:
+    """Marts equal to the cent (event counts exactly) and quarantine counts equal, key by key."""
+    import pytest
+
+    for got_mart, want_mart in zip(got[:2], want[:2], strict=True):
+        assert set(got_mart) == set(want_mart)
+        for k, w in want_mart.items():
+            assert got_mart[k][:4] == pytest.approx(w[:4], abs=0.005), k  # to the cent
+            assert got_mart[k][4] == w[4], k
+    assert got[2] == want[2]

@@ -6,17 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import main
+from tests.cli_helpers import run_cli as run
 
 BASE = ["generate", "--start", "2025-03-01", "--days", "1", "--events-per-day", "500"]
-
-
-def run(argv: list[str]) -> int:
-    """main()'s return code, or the code argparse exits with."""
-    try:
-        return main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
 
 
 @pytest.mark.parametrize(

@@ -6,13 +6,11 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
-import duckdb
 import pytest
 
 from pipelines.generate import generate_dataset
-from pipelines.lake import DataDir
 from pipelines.runner import execute_range
-from tests.reference_impl import reference_run
+from tests.reference_impl import assert_same_results, published_marts, reference_run
 
 START, END = dt.date(2025, 3, 1), dt.date(2025, 3, 3)
 
@@ -34,31 +32,9 @@ def test_run_and_checks_pass(generated) -> None:
 
 def test_marts_equal_independent_implementation(generated) -> None:
     root, _ = generated
-    want_stream, want_region, want_q = reference_run(root, START, END)
-    with duckdb.connect(str(DataDir.at(root).warehouse), read_only=True) as con:
-        stream = con.execute(
-            "SELECT event_date, stream, gross_revenue_usd, platform_fees_usd, creator_payouts_usd, net_revenue_usd, "
-            "event_count FROM marts.revenue_by_stream"
-        ).fetchall()
-        region = con.execute(
-            "SELECT event_date, region, country, stream, gross_revenue_usd, platform_fees_usd, creator_payouts_usd, "
-            "net_revenue_usd, event_count FROM marts.revenue_by_region"
-        ).fetchall()
-        quarantine = dict(
-            ((log, reason), n)
-            for log, reason, n in con.execute(
-                "SELECT log, reason, count(*) FROM quality.quarantine GROUP BY ALL"
-            ).fetchall()
-        )
-    got_stream = {r[:2]: r[2:] for r in stream}
-    got_region = {r[:4]: r[4:] for r in region}
-    for got, want in ((got_stream, want_stream), (got_region, want_region)):
-        assert set(got) == set(want)
-        for k, w in want.items():
-            g = got[k]
-            assert g[:4] == pytest.approx(w[:4], abs=0.005), k  # to the cent
-            assert g[4] == w[4], k
-    assert quarantine == want_q
+    got = published_marts(root)
+    assert_same_results(got, reference_run(root, START, END))
+    quarantine = got[2]
     reasons = {reason for _, reason in quarantine}
     assert reasons == {
         "malformed",

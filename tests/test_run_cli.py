@@ -8,16 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import main
 from tests.builders import write_reference
-
-
-def run(argv: list[str]) -> int:
-    """main()'s return code, or the code argparse exits with."""
-    try:
-        return main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+from tests.cli_helpers import run_cli as run
 
 
 @pytest.mark.parametrize(
