@@ -20,7 +20,7 @@ class JsonType(StrEnum):
     INTEGER = "integer"  # a JSON number without fraction or exponent
     BOOLEAN = "boolean"  # true / false
     TIMESTAMP = "timestamp"  # an ISO-8601 UTC string
-    NULLABLE_ID = "nullable_id"  # an identifier or null (affiliate_creator_id)
+    NULLABLE_STRING = "nullable_string"  # a JSON string or null, or absent (affiliate_creator_id)
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("channel", JsonType.STRING),
         Field("amount", JsonType.NUMBER),
         Field("currency", JsonType.STRING),
-        Field("affiliate_creator_id", JsonType.NULLABLE_ID),
+        Field("affiliate_creator_id", JsonType.NULLABLE_STRING),
         Field("affiliate_rate", JsonType.NUMBER),
     ),
     "fund_payouts": _COMMON

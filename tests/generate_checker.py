@@ -65,7 +65,7 @@ def _type_ok(kind: JsonType, v: Any) -> bool:
         JsonType.INTEGER: is_int,
         JsonType.BOOLEAN: isinstance(v, bool),
         JsonType.TIMESTAMP: parse_time(v) is not None,
-        JsonType.NULLABLE_ID: v is None or isinstance(v, str) or is_int,
+        JsonType.NULLABLE_STRING: v is None or isinstance(v, str),
     }[kind]
 
 
@@ -74,7 +74,7 @@ def schema_ok(log: str, obj: dict[str, Any]) -> bool:
         if f.name not in obj:
             return False
         v = obj[f.name]
-        if v is None and f.json_type is not JsonType.NULLABLE_ID:
+        if v is None and f.json_type is not JsonType.NULLABLE_STRING:
             return False
         if not _type_ok(f.json_type, v):
             return False

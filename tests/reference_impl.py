@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 LOGS = ("impressions", "coin_purchases", "gifts", "orders", "fund_payouts")
-S, ID, NUM, INT, BOOL, TIME, NID = "str", "id", "num", "int", "bool", "time", "nullable_id"
+S, ID, NUM, INT, BOOL, TIME, NSTR = "str", "id", "num", "int", "bool", "time", "nullable_str"
 FIELDS = {
     "impressions": dict(
         user_id=ID,
@@ -42,7 +42,7 @@ FIELDS = {
         channel=S,
         amount=NUM,
         currency=S,
-        affiliate_creator_id=NID,
+        affiliate_creator_id=NSTR,  # SPEC §2: "string or null" (and optional)
         affiliate_rate=NUM,
     ),
     "fund_payouts": dict(creator_id=ID, country=S, qualified_views=INT, amount=NUM, currency=S),
@@ -66,8 +66,8 @@ def _type_ok(kind: str, value: object) -> bool:
         return isinstance(value, str)
     if kind == ID:
         return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
-    if kind == NID:
-        return value is None or _type_ok(ID, value)
+    if kind == NSTR:
+        return value is None or isinstance(value, str)
     if kind == NUM:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind == INT:
@@ -142,7 +142,7 @@ def reference_run(root: Path, start: dt.date, end: dt.date):
                 ts = _parse_time(obj.get("event_time"))
                 ok = isinstance(obj.get("event_id"), str) and obj["event_id"] != "" and ts is not None
                 for f, kind in fields.items():
-                    if kind == NID:
+                    if kind == NSTR:
                         ok = ok and _type_ok(kind, obj.get(f))
                     else:
                         ok = ok and f in obj and obj[f] is not None and _type_ok(kind, obj[f])
@@ -159,7 +159,7 @@ def reference_run(root: Path, start: dt.date, end: dt.date):
                 identity = (ts,) + tuple(
                     float(obj[f])
                     if k == NUM
-                    else (str(obj[f]) if k in (ID, NID) and obj.get(f) is not None else obj.get(f))
+                    else (str(obj[f]) if k in (ID, NSTR) and obj.get(f) is not None else obj.get(f))
                     for f, k in fields.items()
                 )
                 copies[obj["event_id"]].append((identity, day, obj))

@@ -115,7 +115,7 @@ def _json_type_ok(kind: JsonType, value: object) -> bool:
         JsonType.INTEGER: is_int,
         JsonType.BOOLEAN: isinstance(value, bool),
         JsonType.TIMESTAMP: parse_time(value) is not None,
-        JsonType.NULLABLE_ID: value is None or isinstance(value, str),
+        JsonType.NULLABLE_STRING: value is None or isinstance(value, str),
     }[kind]
 
 

@@ -131,12 +131,18 @@ def test_rule2_affiliate_creator_id_may_be_null_or_absent(data_dir: DataDir) -> 
         _without(order("o-absent", T), "affiliate_creator_id"),
         order("o-set", T, affiliate_creator_id="cr9", affiliate_rate=0.1),
         order("o-bad", T, affiliate_creator_id=["cr9"]),
+        # SPEC §2 types it "string or null": unlike the untyped ids, an integer is the wrong JSON type
+        order("o-int", T, affiliate_creator_id=123, affiliate_rate=0.1),
         _without(order("o-no-rate", T), "affiliate_rate"),
     ]
     stats = land(data_dir, "orders", rows)
     assert accepted_ids(data_dir, "orders") == {"o-null", "o-absent", "o-set"}
-    assert reasons(data_dir, "orders") == {"o-bad": "schema_violation", "o-no-rate": "schema_violation"}
-    assert stats.landed == 5
+    assert reasons(data_dir, "orders") == {
+        "o-bad": "schema_violation",
+        "o-int": "schema_violation",
+        "o-no-rate": "schema_violation",
+    }
+    assert stats.landed == 6
 
 
 def test_accepted_forms(data_dir: DataDir) -> None:
@@ -220,6 +226,31 @@ def test_quarantine_keeps_the_raw_line(data_dir: DataDir) -> None:
     q = data_dir.quarantine_file("landing", "impressions", DAY)
     row = duckdb.sql(f"SELECT log, event_id, arrival_date, reason, raw FROM read_parquet('{q}')").fetchall()[0]
     assert row == ("impressions", None, DAY, "malformed", line)
+
+
+def test_quarantine_event_id_is_the_id_as_written_and_null_for_malformed_lines(data_dir: DataDir) -> None:
+    good = raw_line(impression("e-nan", T))
+    lines = [
+        good.replace('"price": 5.0', '"price": NaN'),  # DuckDB's parser reads it; it is still malformed
+        good.replace('"e-nan"', '"e-comma"')[:-1] + ",}",
+        raw_line(impression(123, T)),  # a number is no event_id, but it is the id as written
+        raw_line(impression(-7, T)),
+        raw_line(impression(True, T)),
+        raw_line(impression(None, T)),
+        raw_line(impression("e-str", T, price="5")),
+    ]
+    land(data_dir, "impressions", lines)
+    q = data_dir.quarantine_file("landing", "impressions", DAY)
+    rows = duckdb.sql(f"SELECT raw, event_id, reason FROM read_parquet('{q}')").fetchall()
+    assert {raw: (event_id, reason) for raw, event_id, reason in rows} == {
+        lines[0]: (None, "malformed"),
+        lines[1]: (None, "malformed"),
+        lines[2]: ("123", "schema_violation"),
+        lines[3]: ("-7", "schema_violation"),
+        lines[4]: (None, "schema_violation"),
+        lines[5]: (None, "schema_violation"),
+        lines[6]: ("e-str", "schema_violation"),
+    }
 
 
 def test_relanding_replaces_and_skips_when_unchanged(data_dir: DataDir) -> None:

@@ -207,8 +207,9 @@ def _schema_variants(log: str) -> list[tuple[str, str]]:
         (r'"country":"[^"]*"', '"country":840'),  # number where a string is expected
     ]
     for f in fields[1:]:
-        if f.json_type is JsonType.NULLABLE_ID:
-            continue  # may be null; whether it may be absent is not ours to test
+        if f.json_type is JsonType.NULLABLE_STRING:
+            out.append((rf'"{f.name}":("[^"]*"|null)', f'"{f.name}":4711'))  # an integer where a string or null is due
+            continue  # may be null or absent
         out.append((rf',"{f.name}":{_VALUE}', ""))  # missing field
         out.append((rf'"{f.name}":{_VALUE}', f'"{f.name}":null'))  # null field
         if f.json_type in (JsonType.NUMBER, JsonType.INTEGER):

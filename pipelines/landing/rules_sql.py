@@ -26,7 +26,7 @@ STRICT_JSON_OBJECT_UDF = "revwh_strict_json_object"
 _SQL_TYPE = {
     JsonType.STRING: "VARCHAR",
     JsonType.ID: "VARCHAR",
-    JsonType.NULLABLE_ID: "VARCHAR",
+    JsonType.NULLABLE_STRING: "VARCHAR",
     JsonType.NUMBER: "DOUBLE",
     JsonType.INTEGER: "BIGINT",
     JsonType.BOOLEAN: "BOOLEAN",
@@ -83,10 +83,10 @@ def _typed(field: Field) -> tuple[str, str]:
             value = f"CASE WHEN {_is_string(x)} THEN {_string_value(name, x)} WHEN {_is_integer(x)} THEN {x} END"
             # CASE, not OR: the regex runs only on the rare ids that are not strings
             return value, f"CASE WHEN {_is_string(x)} THEN true ELSE {_is_integer(x)} END"
-        case JsonType.NULLABLE_ID:
-            value = f"CASE WHEN {_is_string(x)} THEN {_string_value(name, x)} WHEN {_is_integer(x)} THEN {x} END"
-            absent_or_string = f"{x} IS NULL OR {x} = 'null' OR {_is_string(x)}"
-            return value, f"CASE WHEN {absent_or_string} THEN true ELSE {_is_integer(x)} END"
+        case JsonType.NULLABLE_STRING:
+            # SPEC §2 types it "string or null" (unlike the other ids): an integer is the wrong JSON type.
+            value = f"CASE WHEN {_is_string(x)} THEN {_string_value(name, x)} END"
+            return value, f"{x} IS NULL OR {x} = 'null' OR {_is_string(x)}"
         case JsonType.NUMBER:
             # Strings, booleans and null do not cast; NaN/Infinity never get here (malformed).
             return f"TRY_CAST({x} AS DOUBLE)", f"TRY_CAST({x} AS DOUBLE) IS NOT NULL"
@@ -111,8 +111,12 @@ def _plain_scalar(field: Field) -> str:
             test = f"{x} IN ('true', 'false')"
         case JsonType.NUMBER | JsonType.INTEGER:
             test = number
-        case JsonType.ID | JsonType.NULLABLE_ID:
+        case JsonType.ID:
             test = f"CASE WHEN {_is_string(x)} THEN true ELSE {number} END"
+        case JsonType.NULLABLE_STRING:
+            # a present null is a member without ':' in its value; an absent field is not plain
+            # (the colon count assumes every declared member is there)
+            test = f"({_is_string(x)} OR {x} = 'null')"
         case _:
             raise AssertionError(field)
     return f"coalesce({test}, false)"
@@ -199,7 +203,7 @@ objects AS (
     FROM texts
 ),
 valued AS (
-    SELECT raw, src, is_object,
+    SELECT raw, src, is_object, x_event_id,
         {values},
         ({checks}) AS types_ok
     FROM objects
@@ -213,7 +217,13 @@ timed AS (
     FROM valued
 )
 SELECT
-    * EXCLUDE (is_object, types_ok),
+    * EXCLUDE (is_object, types_ok, x_event_id, event_id),
+    -- the id as written, for the quarantine too: a string's value, a number's text; never read
+    -- from a malformed line (a lenient parse of it is no reading)
+    CASE WHEN NOT is_object THEN NULL
+         WHEN event_id IS NOT NULL THEN event_id
+         WHEN ascii(x_event_id) BETWEEN 48 AND 57 OR starts_with(x_event_id, '-') THEN x_event_id
+    END AS event_id,
     CAST(event_ts AS DATE) AS event_date,
     DATE '{arrival_date}' AS arrival_date,
     CASE
