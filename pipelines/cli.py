@@ -1,13 +1,17 @@
-"""`revwh` command line (SPEC §6): generate, run, sql, report, publish.
+"""The revwh command line (SPEC §6): generate data, run the pipeline, query, report, publish.
 
 Every subcommand validates its arguments up front and fails with one readable
-line and exit code 2, instead of a traceback.
+line instead of a traceback. Exit codes: 0 done; 1 the work failed (a step of
+`revwh run`, the query of `revwh sql`); 2 unusable input (arguments, data
+directory, reference tables); 141 the reader of stdout went away (`| head`).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,10 +20,14 @@ from pipelines.errors import CliError
 
 __all__ = ["CliError", "build_parser", "main"]
 
+DESCRIPTION = "Revenue warehouse of a short-video platform: generate data, run the pipeline, query, report, publish."
+
 
 def parse_date(text: str) -> dt.date:
-    """argparse type for YYYY-MM-DD dates."""
+    """argparse type for YYYY-MM-DD dates (only that form: fromisoformat alone also takes 20250301 and 2025-W10-1)."""
     try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError(text)
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date in YYYY-MM-DD form: {text!r}") from None
@@ -111,7 +119,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="revwh", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="revwh", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     from pipelines.generate.cli import add_generate_parser
 
@@ -139,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `revwh sql … | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
 
 
 if __name__ == "__main__":

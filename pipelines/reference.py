@@ -92,13 +92,18 @@ def _read(path: Path, table: str) -> pl.DataFrame:
     if missing:
         raise ReferenceError(f"{path}: missing column(s) {missing}; expected header {','.join(expected)}")
     frame = frame.select(expected).with_columns(pl.col(pl.String).str.strip_chars())
-    try:
-        frame = frame.select(
-            pl.col(c).str.to_date("%Y-%m-%d") if t == pl.Date else pl.col(c).cast(t, strict=True)
-            for c, t in _TYPES[table].items()
-        )
-    except Exception as exc:
-        raise ReferenceError(f"{path}: a value does not have the expected type {_TYPES[table]}: {exc}") from exc
+    typed = frame.select(
+        pl.col(c).str.to_date("%Y-%m-%d", strict=False) if t == pl.Date else pl.col(c).cast(t, strict=False)
+        for c, t in _TYPES[table].items()
+    )
+    for column, dtype in _TYPES[table].items():
+        bad = frame.with_row_index("line", offset=2).filter(pl.col(column).is_not_null() & typed[column].is_null())
+        if bad.height:
+            first = bad.row(0, named=True)
+            line, value = first["line"], first[column]
+            kind = "a YYYY-MM-DD date" if dtype == pl.Date else f"of type {dtype}"
+            raise ReferenceError(f"{path}, line {line}: {column} {value!r} is not {kind} ({bad.height} such rows)")
+    frame = typed
     dupes = frame.filter(pl.struct(_KEYS[table]).is_duplicated())
     if dupes.height:
         raise ReferenceError(f"{path}: duplicate key(s) {_KEYS[table]}: {dupes.head(3).to_dicts()}")

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from pipelines.cli import CliError
-from pipelines.contract import PARTITIONS_START
+from pipelines.contract import MAX_LATENESS_DAYS, PARTITIONS_START
 from pipelines.lake import DataDir
 from pipelines.reference import ReferenceError, load_reference
+
+if TYPE_CHECKING:
+    from dagster_shared.error import SerializableErrorInfo  # the error of a Dagster event
 
 FIRST_PARTITION = dt.date.fromisoformat(PARTITIONS_START)
 
@@ -43,6 +48,8 @@ def check_dates(start: dt.date, end: dt.date) -> None:
 def validate_range(data_dir: Path, start: dt.date, end: dt.date) -> DataDir:
     check_dates(start, end)
     data = DataDir.at(data_dir)
+    if data.root.exists() and not data.root.is_dir():
+        raise CliError(f"--data-dir {data_dir} is a file, not a data directory")
     if not data.root.is_dir():
         raise CliError(f"data directory {data_dir} does not exist (create it with `revwh generate`)")
     try:
@@ -50,6 +57,15 @@ def validate_range(data_dir: Path, start: dt.date, end: dt.date) -> DataDir:
     except ReferenceError as exc:
         raise CliError(str(exc)) from exc
     return data
+
+
+def raw_files_in_range(data: DataDir, start: dt.date, end: dt.date) -> int:
+    """Raw files of every log for the arrival days START..END+3 the run lands."""
+    from pipelines.contract import LOGS
+    from pipelines.landing.land import raw_files
+
+    days = (end - start).days + 1 + MAX_LATENESS_DAYS
+    return sum(len(raw_files(data, log, start + dt.timedelta(days=i))) for log in LOGS for i in range(days))
 
 
 def run_tags(start: dt.date, end: dt.date) -> dict[str, str]:
@@ -78,6 +94,15 @@ def execute_range(
     from pipelines.definitions import PIPELINE_JOB, build_definitions
 
     data = validate_range(data_dir, start, end)
+    if not raw_files_in_range(data, start, end):
+        # legal (the marts of those dates are published empty), but usually a mistyped year
+        last_arrival = end + dt.timedelta(days=MAX_LATENESS_DAYS)
+        print(
+            f"revwh run: warning: no raw files for arrival days {start}..{last_arrival} in {data.root / 'raw'}; "
+            "those event dates will have empty marts",
+            file=sys.stderr,
+            flush=True,
+        )
     if executor == "celery":
         from pipelines.distributed import execute_range_celery
 
@@ -91,6 +116,15 @@ def execute_range(
     )
 
 
+def _error_text(error: SerializableErrorInfo | None) -> str:
+    """The error's message; the project's own errors are written to be read, so without their class path."""
+    if error is None:
+        return "unknown error"
+    text = error.message.strip()
+    own = re.match(r"pipelines(\.\w+)+: ", text)
+    return text[own.end() :] if own else text
+
+
 def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
     messages = []
     for event in result.all_events:
@@ -98,7 +132,7 @@ def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
             error = event.step_failure_data.error
             while error is not None and error.cause is not None:  # the user's exception, not Dagster's wrapper
                 error = error.cause
-            messages.append(f"step {event.step_key} failed: {error.message.strip() if error else 'unknown error'}")
+            messages.append(f"step {event.step_key} failed: {_error_text(error)}")
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
@@ -123,14 +157,15 @@ def run_range(
     began = time.perf_counter()
     check_dates(start, end)
     print(
-        f"revwh run: event dates {start}..{end}, arrival days {start}..{end + dt.timedelta(days=3)}",
+        f"revwh run: event dates {start}..{end}, arrival days {start}..{end + dt.timedelta(days=MAX_LATENESS_DAYS)}",
         flush=True,
     )
     location = Location.parse(data_dir)
     with location.lock():
         if location.is_remote:
             print(f"revwh run: pulled {location.url} → {location.local}: {location.pull(RUN_PULL)}", flush=True)
-        log_level = "WARNING" if quiet else "INFO"
+        # quiet: the summary below says what failed; Dagster's own ERROR events carry stack traces
+        log_level = "CRITICAL" if quiet else "INFO"
         result = execute_range(location.local, start, end, log_level=log_level, executor=executor)
         if result.success and location.is_remote:
             print(f"revwh run: pushed {location.local} → {location.url}: {location.push(RUN_PUSH)}", flush=True)

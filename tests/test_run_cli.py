@@ -18,6 +18,8 @@ from tests.cli_helpers import run_cli as run
         (["--start", "2025-03-05", "--end", "2025-03-01"], "--end 2025-03-01 is before --start 2025-03-05"),
         (["--start", "2024-12-30", "--end", "2025-01-02"], "before the first daily partition 2025-01-01"),
         (["--start", "2025-3-1", "--end", "2025-03-02"], "not a date in YYYY-MM-DD form"),
+        (["--start", "20250301", "--end", "2025-03-02"], "not a date in YYYY-MM-DD form"),  # fromisoformat takes it
+        (["--start", "2025-W10-1", "--end", "2025-03-02"], "not a date in YYYY-MM-DD form"),
         (["--start", "2025-03-01"], "the following arguments are required: --end"),
     ],
 )
@@ -50,3 +52,42 @@ def test_sql_without_a_warehouse_says_what_to_run(tmp_path: Path, capsys: pytest
     assert run(["sql", "SELECT 1", "--data-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert "no warehouse" in err and "revwh run" in err and "\n" not in err
+
+
+def test_data_dir_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = tmp_path / "notes.txt"
+    file.write_text("x")
+    assert run(["run", "--data-dir", str(file), "--start", "2025-03-01", "--end", "2025-03-01"]) == 2
+    assert capsys.readouterr().err.strip() == f"revwh run: error: --data-dir {file} is a file, not a data directory"
+
+
+def test_non_numeric_reference_value_names_file_line_and_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_reference(tmp_path, dt.date(2025, 3, 1), dt.date(2025, 3, 4))
+    fees = tmp_path / "reference" / "store_fees.csv"
+    fees.write_text("platform,fee_rate\nios,0.3\nandroid,thirty\nweb,0\n")
+    assert run(["run", "--data-dir", str(tmp_path), "--start", "2025-03-01", "--end", "2025-03-01"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"revwh run: error: {fees}, line 3: fee_rate 'thirty' is not of type Float64 (1 such rows)"
+
+
+def test_a_range_without_raw_files_runs_but_warns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_reference(tmp_path, dt.date(2025, 3, 1), dt.date(2025, 3, 4))
+    assert run(["run", "--data-dir", str(tmp_path), "--start", "2025-03-01", "--end", "2025-03-01", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: no raw files for arrival days 2025-03-01..2025-03-04" in err
+
+
+def test_quiet_failure_prints_the_summary_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_reference(tmp_path, dt.date(2025, 3, 1), dt.date(2025, 3, 4))
+    bad = tmp_path / "raw" / "orders" / "dt=2025-03-01" / "upload.jsonl.gz"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("not gzip")
+    assert run(["run", "--data-dir", str(tmp_path), "--start", "2025-03-01", "--end", "2025-03-01", "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "Stack Trace" not in captured.out + captured.err and "Traceback" not in captured.out + captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, lines
+    step = "revwh run: error: step landing__orders failed: "
+    assert lines[0].startswith(f"{step}landing/orders dt=2025-03-01: cannot read raw file {bad}")

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+
 from pipelines.lake import DataDir, temp_sibling
 from pipelines.reports.charts import Chart, render_charts
 from pipelines.reports.data import ReportData, load_report_data
@@ -51,10 +53,20 @@ def build_report(data_dir: str | os.PathLike[str], out: Path | None = None, days
     if not data.warehouse.exists():
         raise ReportError(f"no warehouse at {data.warehouse}: run `revwh run --data-dir {data_dir} ...` first")
     html_path = (out or default_report_path(data)).resolve()
-    report_data = load_report_data(data.warehouse, days)
-    charts = render_charts(report_data, html_path.parent, prefix=f"{html_path.stem}_")
-    page = render_html(report_data, charts, dt.datetime.now(dt.UTC))
-    tmp = temp_sibling(html_path)
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, html_path)
+    try:  # the output folder first: a bad --out is found before any work
+        html_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportError(f"cannot write the report to {html_path}: {exc.strerror or exc}") from exc
+    try:
+        report_data = load_report_data(data.warehouse, days)
+    except duckdb.Error as exc:  # not a DuckDB file, or not one this pipeline published
+        raise ReportError(f"cannot read {data.warehouse}: {str(exc).splitlines()[0]}") from exc
+    try:
+        charts = render_charts(report_data, html_path.parent, prefix=f"{html_path.stem}_")
+        page = render_html(report_data, charts, dt.datetime.now(dt.UTC))
+        tmp = temp_sibling(html_path)
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, html_path)
+    except OSError as exc:
+        raise ReportError(f"cannot write the report to {html_path}: {exc.strerror or exc}") from exc
     return Report(html_path=html_path, charts=charts, data=report_data)

@@ -49,8 +49,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if args.out is not None and args.out.suffix.lower() not in (".html", ".htm"):
         raise CliError(f"--out must name an .html file: {args.out}")
+    from pipelines.reports.data import report_days
+
     try:
-        report = build_report(_local_data_dir(args.data_dir), args.out, args.days)
+        days = report_days() if args.days is None else args.days
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        report = build_report(_local_data_dir(args.data_dir), args.out, days)
     except ReportError as exc:
         raise CliError(str(exc)) from exc
     print(f"revwh report: wrote {report.html_path} ({len(report.charts)} charts)")

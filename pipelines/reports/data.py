@@ -64,9 +64,13 @@ _TABLE = re.compile(r"\{(\w+\.\w+)\}")
 
 def report_days() -> int:
     """Event dates the scheduled report covers: $REVWH_REPORT_DAYS (0 = all history), else 7."""
-    value = int(os.environ.get("REVWH_REPORT_DAYS", DEFAULT_REPORT_DAYS))
+    raw = os.environ.get("REVWH_REPORT_DAYS", str(DEFAULT_REPORT_DAYS))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
     if value < 0:
-        raise ValueError(f"REVWH_REPORT_DAYS must be 0 (all history) or a number of days, got {value}")
+        raise ValueError(f"REVWH_REPORT_DAYS must be 0 (all history) or a number of days, got {raw!r}")
     return value
 
 

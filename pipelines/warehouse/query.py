@@ -64,6 +64,7 @@ def fetch(data_dir: Path, sql: str) -> tuple[list[str], list[tuple]]:
     con = connect_read_only(data_dir)
     try:
         try:
+            _one_statement(con, sql)
             cur = con.execute(sql)
         except duckdb.Error as exc:
             raise QueryError(str(exc).splitlines()[0] + _moved_lake_hint(data_dir, str(exc))) from exc
@@ -72,6 +73,15 @@ def fetch(data_dir: Path, sql: str) -> tuple[list[str], list[tuple]]:
         return [d[0] for d in cur.description], cur.fetchall()
     finally:
         con.close()
+
+
+def _one_statement(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Refuse an empty query and a script: with several statements only the last result would show."""
+    count = len(con.extract_statements(sql))
+    if count == 0:
+        raise QueryError("no SQL statement given")
+    if count > 1:
+        raise QueryError(f"one SQL statement at a time, got {count}")
 
 
 def _format_table(columns: list[str], rows: list[tuple]) -> str:
@@ -102,18 +112,27 @@ def _cell(value: object) -> str:
 
 
 def run_query(data_dir: Path, sql: str, fmt: str = "table") -> int:
-    """CLI entry point: print the result; errors become one line on stderr, exit 1."""
+    """CLI entry point: print the result; errors become one line on stderr, exit 1.
+
+    A closed pipe (``revwh sql … | head``) is left to :func:`pipelines.cli.main`."""
     try:
         columns, rows = fetch(data_dir, sql)
     except QueryError as exc:
         print(f"revwh sql: error: {exc}", file=sys.stderr)
         return 1
-    if fmt == "csv":
-        writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
-        writer.writerows(rows)
-    elif fmt == "json":
-        print(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=1))
-    else:
-        print(_format_table(columns, rows))
+    try:
+        if fmt == "csv":
+            writer = csv.writer(sys.stdout)
+            writer.writerow(columns)
+            writer.writerows(rows)
+        elif fmt == "json":
+            print(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=1))
+        else:
+            print(_format_table(columns, rows))
+        sys.stdout.flush()  # a full disk shows here, not at exit
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        print(f"revwh sql: error: cannot write the result: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
