@@ -18,8 +18,9 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from pipelines.cli import CliError
-from pipelines.contract import MAX_LATENESS_DAYS, PARTITIONS_START
+from pipelines.contract import LOGS, MAX_LATENESS_DAYS, PARTITIONS_START
 from pipelines.lake import DataDir
+from pipelines.landing.land import raw_files
 from pipelines.reference import ReferenceError, load_reference
 
 if TYPE_CHECKING:
@@ -59,13 +60,10 @@ def validate_range(data_dir: Path, start: dt.date, end: dt.date) -> DataDir:
     return data
 
 
-def raw_files_in_range(data: DataDir, start: dt.date, end: dt.date) -> int:
-    """Raw files of every log for the arrival days START..END+3 the run lands."""
-    from pipelines.contract import LOGS
-    from pipelines.landing.land import raw_files
-
+def has_raw_files(data: DataDir, start: dt.date, end: dt.date) -> bool:
+    """Whether any log has a raw file for the arrival days START..END+3 the run lands."""
     days = (end - start).days + 1 + MAX_LATENESS_DAYS
-    return sum(len(raw_files(data, log, start + dt.timedelta(days=i))) for log in LOGS for i in range(days))
+    return any(raw_files(data, log, start + dt.timedelta(days=i)) for log in LOGS for i in range(days))
 
 
 def run_tags(start: dt.date, end: dt.date) -> dict[str, str]:
@@ -94,7 +92,7 @@ def execute_range(
     from pipelines.definitions import PIPELINE_JOB, build_definitions
 
     data = validate_range(data_dir, start, end)
-    if not raw_files_in_range(data, start, end):
+    if not has_raw_files(data, start, end):
         # legal (the marts of those dates are published empty), but usually a mistyped year
         last_arrival = end + dt.timedelta(days=MAX_LATENESS_DAYS)
         print(
