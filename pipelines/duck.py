@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from pathlib import Path
 
 import duckdb
 
@@ -27,3 +29,22 @@ def compute_connection(data: DataDir, threads: int | None = None) -> duckdb.Duck
 def sql_list(paths: list) -> str:
     """A DuckDB list literal of file paths."""
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
+# DuckDB's CSV reader hands whole files to its threads once a scan lists more files than twice its
+# threads. A day of one large file plus a few small late-data files then runs on one core (measured:
+# 6.2 s against 3.3 s for a 2.6M-line day of five files). Reading each large file in a scan of its
+# own keeps DuckDB splitting it across threads; small files share one scan, a file per thread.
+LARGE_FILE_BYTES = 32 << 20
+
+
+def file_groups(files: list[Path]) -> list[list[Path]]:
+    """``files`` cut into scans that keep every thread busy: each large file alone, the small ones
+    together (in their given order)."""
+    small = [p for p in files if p.stat().st_size < LARGE_FILE_BYTES]
+    return [[p] for p in files if p.stat().st_size >= LARGE_FILE_BYTES] + ([small] if small else [])
+
+
+def union_of_scans(files: list[Path], scan: Callable[[str], str]) -> str:
+    """``scan(list literal)`` for each group of :func:`file_groups`, as one UNION ALL."""
+    return "\nUNION ALL\n".join(scan(sql_list(group)) for group in file_groups(files))

@@ -288,3 +288,29 @@ def test_raw_line_count_skips_blank_lines_only(data_dir: DataDir) -> None:
     (folder / "part-0.jsonl").write_text("\n".join(lines) + "\n")
     assert count_raw_lines(data_dir, "impressions", DAY) == 6
     assert land_partition(data_dir, "impressions", DAY).landed == 6
+
+
+def test_large_files_are_scanned_alone_and_land_the_same(data_dir: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each large file gets a scan of its own (so DuckDB splits it across threads); the day's
+    result, rejected undecodable lines and the independent raw count included, does not change."""
+    import pipelines.duck as duck
+    from pipelines.quality.reconcile import count_raw_lines
+
+    folder = data_dir.root / "raw" / "impressions" / f"dt={ARRIVAL}"
+    folder.mkdir(parents=True)
+    for i in range(6):  # more files than twice the threads: DuckDB's per-file mode
+        good = [json.dumps(impression(f"f{i}-{k}", T)).encode() for k in range(3 + 40 * (i == 3))]
+        bad = b'{"event_id": "bad\xff"}'
+        (folder / f"part-{i}.jsonl").write_bytes(b"\n".join([*good, bad, b"not json"]) + b"\n")
+    files = sorted(folder.iterdir())
+    expected = land_partition(data_dir, "impressions", DAY, force=True)
+    expected_quarantine = reasons(data_dir)
+
+    monkeypatch.setattr(duck, "LARGE_FILE_BYTES", 1000)  # part-3 is large, the others small
+    assert duck.file_groups(files) == [[files[3]], [p for p in files if p != files[3]]]
+    grouped = land_partition(data_dir, "impressions", DAY, force=True)
+    assert (grouped.landed, grouped.accepted, grouped.by_reason) == (70, 58, {"malformed": 12})
+    assert (grouped.landed, grouped.by_reason) == (expected.landed, expected.by_reason)
+    assert len(accepted_ids(data_dir)) == 58
+    assert reasons(data_dir) == expected_quarantine
+    assert count_raw_lines(data_dir, "impressions", DAY) == 70

@@ -246,7 +246,7 @@ def _copy_partition(
     # Flush each thread's partitioned buffers early: with DuckDB's default (524,288 rows) a large
     # day spills gigabytes to the temp directory and runs 1.6x slower; 16k rows keeps RSS < 1 GiB.
     con.execute(f"SET partitioned_write_flush_threshold = {PARTITION_FLUSH_ROWS}")
-    select = landing_select(log, sql_list(files), arrival.isoformat())
+    select = landing_select(log, files, arrival.isoformat())
     split = work / "split"
     written = con.execute(
         f"""COPY (

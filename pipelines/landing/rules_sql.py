@@ -9,10 +9,12 @@ character of its minified text, which is much cheaper than re-parsing.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import duckdb
 
 from pipelines.contract import FIELDS, MAX_LATENESS_DAYS, Field, JsonType, Reason
+from pipelines.duck import union_of_scans
 
 # ISO-8601 in UTC as the contract allows it: Z or +00:00, optional fraction.
 TIMESTAMP_PATTERN = r"\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|\+00:00)"
@@ -152,12 +154,21 @@ def bucket_expr(buckets: int) -> str:
     return f"CAST(hash(event_id) % CAST({int(buckets)} AS UBIGINT) AS INTEGER)"
 
 
-def landing_select(log: str, files_sql: str, arrival_date: str) -> str:
+def _read_lines(files_sql: str) -> str:
+    """Every line of the files, as text with its file name (no CSV parsing: no quote, escape or
+    delimiter that can occur in a line); undecodable lines go to the reject table."""
+    return f"""SELECT raw, parse_filename(filename) AS src
+    FROM read_csv({files_sql}, columns = {{'raw': 'VARCHAR'}}, header = false, delim = '\x1f\x1e',
+                  quote = '', escape = '', auto_detect = false, filename = true, comment = '',
+                  strict_mode = false, null_padding = true, store_rejects = true)"""
+
+
+def landing_select(log: str, files: list[Path], arrival_date: str) -> str:
     """The SELECT that reads every raw line of one arrival day and classifies it.
 
-    ``files_sql`` is a DuckDB list literal of file paths; ``arrival_date`` is
-    'YYYY-MM-DD'. Output: the typed fields of SPEC §2 plus event_ts,
-    event_date, arrival_date, src, raw and ``reason`` (NULL = accepted so far).
+    ``files``: the day's raw files; ``arrival_date`` is 'YYYY-MM-DD'. Output: the typed
+    fields of SPEC §2 plus event_ts, event_date, arrival_date, src, raw and ``reason``
+    (NULL = accepted so far).
     Blank lines are dropped here, as the contract says they are ignored.
     """
     fields = FIELDS[log]
@@ -171,10 +182,7 @@ def landing_select(log: str, files_sql: str, arrival_date: str) -> str:
     checks = "\n        AND ".join(f"coalesce({ok}, false)" for _, _, ok in typed)
     return f"""
 WITH lines AS (
-    SELECT raw, parse_filename(filename) AS src
-    FROM read_csv({files_sql}, columns = {{'raw': 'VARCHAR'}}, header = false, delim = '\x1f\x1e',
-                  quote = '', escape = '', auto_detect = false, filename = true, comment = '',
-                  strict_mode = false, null_padding = true, store_rejects = true)
+    SELECT raw, src FROM ({union_of_scans(files, _read_lines)})
     -- CASE, not OR: DuckDB evaluates both sides of an OR, and trim() with a set is slow
     WHERE CASE WHEN starts_with(raw, '{{') THEN true ELSE trim(raw, ' ' || chr(9) || chr(13)) <> '' END
 ),
