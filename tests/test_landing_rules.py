@@ -314,3 +314,22 @@ def test_large_files_are_scanned_alone_and_land_the_same(data_dir: DataDir, monk
     assert len(accepted_ids(data_dir)) == 58
     assert reasons(data_dir) == expected_quarantine
     assert count_raw_lines(data_dir, "impressions", DAY) == 70
+
+
+def test_file_groups_keep_one_scan_for_small_files_and_for_many_large_ones(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipelines.duck as duck
+
+    monkeypatch.setattr(duck, "LARGE_FILE_BYTES", 10)
+    monkeypatch.setattr(duck, "MAX_SEPARATE_SCANS", 2)
+    small, large, other = (tmp_path / n for n in ("small", "large", "other"))
+    small.write_bytes(b"x")
+    large.write_bytes(b"x" * 10)
+    other.write_bytes(b"x" * 20)
+    assert duck.file_groups([]) == []
+    assert duck.file_groups([small]) == [[small]]
+    assert duck.file_groups([small, large]) == [[large], [small]]
+    assert duck.file_groups([small, large, other]) == [[large], [other], [small]]
+    monkeypatch.setattr(duck, "MAX_SEPARATE_SCANS", 1)
+    assert duck.file_groups([small, large, other]) == [[small, large, other]]
