@@ -20,7 +20,8 @@ from pipelines.lake import DataDir
 from pipelines.landing.land import BUCKET_FILE, land_partition, landing_files_for_event_date, read_manifest
 from pipelines.marts.build import build_mart_partition
 from pipelines.reference import load_reference
-from pipelines.staged.stage import largest_day, parallel_threads, stage_range
+from pipelines.staged import stage as stage_module
+from pipelines.staged.stage import largest_day, parallel_threads, stage_days, stage_range
 from tests.builders import impression, write_raw
 
 START = dt.date(2025, 3, 1)
@@ -48,13 +49,14 @@ def _land(data: DataDir, buckets: int) -> None:
 
 
 def _run(
-    data: DataDir, buckets: int, monkeypatch: pytest.MonkeyPatch, group_rows: int, threads: int = 1
+    data: DataDir, buckets: int, monkeypatch: pytest.MonkeyPatch, group_rows: int, threads: int = 1, stage=None
 ) -> dict[str, list]:
-    """Stage, attribute and build the two core marts; return every output sorted."""
+    """Stage (with ``stage``, else :func:`stage_range`), attribute and build the two core marts;
+    return every output sorted."""
     monkeypatch.setenv("REVWH_STAGED_GROUP_ROWS", str(group_rows))
     ref = load_reference(data)
     for log in LOGS:
-        stage_range(data, log, DAYS, ref, buckets=buckets, threads=threads)
+        (stage or stage_range)(data, log, DAYS, ref, buckets=buckets, threads=threads)
     out: dict[str, list] = {}
     for day in DAYS:
         build_facts(data, day, ref)
@@ -179,3 +181,31 @@ def test_a_day_too_large_for_two_groups_at_once_is_staged_on_one_thread(
     assert parallel_threads(data, "impressions", DAYS, 2) == 2
     monkeypatch.setenv("REVWH_PARALLEL_DAY_ROWS", str(largest - 1))
     assert parallel_threads(data, "impressions", DAYS, 2) == 1
+
+
+@pytest.mark.parametrize(("group_rows", "ranges"), [(3000, 1), (10**9, 2)])
+def test_stage_days_runs_groups_or_days_at_once_with_the_same_outputs(
+    raw_dir: Path,
+    tmp_path: Path,
+    unbucketed: dict[str, list],
+    monkeypatch: pytest.MonkeyPatch,
+    group_rows: int,
+    ranges: int,
+) -> None:
+    """Days that come in several bucket groups: the groups run at once over the whole range (one
+    stage_range). Days of one group each: runs of days at once (two stage_range calls)."""
+    calls: list[str] = []
+    real = stage_module.stage_range
+
+    def counting(data, log, *args, **kwargs):
+        calls.append(log)
+        return real(data, log, *args, **kwargs)
+
+    monkeypatch.setattr(stage_module, "stage_range", counting)
+    data = _copy_raw(raw_dir, tmp_path)
+    _land(data, 4)
+    got = _run(data, 4, monkeypatch, group_rows, threads=2, stage=stage_days)
+    assert calls.count("impressions") == ranges  # about 3300 copies a day: several groups of 3000 / 2
+    assert calls.count("fund_payouts") == 2  # a few dozen a day: one group, so runs of days
+    for name, rows in unbucketed.items():
+        assert got[name] == rows, name

@@ -392,13 +392,18 @@ def stage_days(
     buckets: int | None = None,
     threads: int | None = None,
 ) -> list[StagedStats]:
-    """:func:`stage_range` on ``threads`` runs of consecutive days at once (both cores on a
-    multi-day range); each run holds a proportionally smaller group, so memory stays bounded.
-    A single run (one day) uses the threads on its bucket groups instead."""
+    """:func:`stage_range` with both cores busy, bounded memory either way.
+
+    When the days are large enough to come in at least ``threads`` bucket groups, the groups
+    run at once over the whole range: groups are equal in size (a hash cuts them), so the
+    threads finish together (on 5 × 2.5M impressions: 13.6 s against 15–16 s for runs of 3 and 2
+    days). Smaller days are one group each: ``threads`` runs of consecutive days then go at
+    once, each holding a proportionally smaller group."""
     days = sorted(set(days))
+    buckets = landing_buckets() if buckets is None else buckets
     threads = parallel_threads(data, log, days, step_threads() if threads is None else threads)
     runs = split(days, threads)
-    if len(runs) <= 1:
+    if len(runs) <= 1 or len(bucket_groups(data, log, days, buckets, staged_group_rows() // threads)) >= threads:
         return stage_range(data, log, days, ref, buckets=buckets, threads=threads)
     rows = staged_group_rows() // len(runs)
     parts = thread_map(lambda run: stage_range(data, log, run, ref, buckets=buckets, group_rows=rows), runs, len(runs))
