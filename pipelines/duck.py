@@ -44,10 +44,11 @@ MAX_SEPARATE_SCANS = 16
 def file_groups(files: list[Path]) -> list[list[Path]]:
     """``files`` cut into scans that keep every thread busy: each large file alone, the small ones
     together (in their given order)."""
-    large = [p for p in files if p.stat().st_size >= LARGE_FILE_BYTES]
+    is_large = [p.stat().st_size >= LARGE_FILE_BYTES for p in files]
+    large = [p for p, big in zip(files, is_large, strict=True) if big]
     if not large or len(large) > MAX_SEPARATE_SCANS:
         return [list(files)] if files else []
-    small = [p for p in files if p not in large]
+    small = [p for p, big in zip(files, is_large, strict=True) if not big]
     return [[p] for p in large] + ([small] if small else [])
 
 
