@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import shutil
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from pipelines.landing.land import BUCKET_FILE, land_partition, landing_files_fo
 from pipelines.marts.build import build_mart_partition
 from pipelines.reference import load_reference
 from pipelines.staged import stage as stage_module
+from pipelines.staged.rules import duplicated
 from pipelines.staged.stage import largest_day, parallel_threads, stage_days, stage_range
 from tests.builders import impression, write_raw
 
@@ -209,3 +211,25 @@ def test_stage_days_runs_groups_or_days_at_once_with_the_same_outputs(
     assert calls.count("fund_payouts") == 2  # a few dozen a day: one group, so runs of days
     for name, rows in unbucketed.items():
         assert got[name] == rows, name
+
+
+def test_duplicated_matches_polars_on_strings_with_repeats_and_nulls() -> None:
+    """The hash-and-sort duplicate test of rule 5 says exactly what ``is_duplicated`` says."""
+    rng = random.Random(7)
+    ids = [rng.choice([None, f"id-{rng.randrange(3000)}", "ü-ß", ""]) for _ in range(5000)]
+    for sample in ([], ["a"], ["a", "a"], ids, ids[:1] + ids[-1:]):
+        series = pl.Series("event_id", sample, dtype=pl.String)
+        assert duplicated(series).to_list() == series.is_duplicated().to_list()
+
+
+def test_ids_shared_with_neighbours_are_exact_and_distinct() -> None:
+    """Cross-date conflicts: the day's ids that occur on another date, each once."""
+    day = stage_module._Ids(pl.Series("event_id", ["a", "b", "b", "c", "d"]))
+    others = [
+        stage_module._Ids(pl.Series("event_id", ["b", "x"])),
+        stage_module._Ids(pl.Series("event_id", [], dtype=pl.String)),
+        stage_module._Ids(pl.Series("event_id", ["d", "b", "y"])),
+    ]
+    assert sorted(stage_module._Ids.shared(day, others).to_list()) == ["b", "d"]
+    assert stage_module._Ids.shared(day, others[1:2]).to_list() == []
+    assert stage_module._Ids.shared(stage_module._Ids(pl.Series("event_id", [], dtype=pl.String)), others).len() == 0

@@ -21,6 +21,20 @@ def identity_columns(log: str) -> list[str]:
     return [("event_ts" if f in _TIME_FIELDS else f) for f in field_names(log)]
 
 
+def duplicated(ids: pl.Series) -> pl.Series:
+    """``ids.is_duplicated()``, exact, at a fraction of the cost on millions of strings.
+
+    Repeated 64-bit hashes are found by sorting (cheap on integers); only the rows whose hash
+    repeats, a few percent, are compared as strings, so a hash collision never counts.
+    """
+    hashes = ids.hash(seed=0)
+    ordered = hashes.sort()
+    repeated = ordered.filter(ordered == ordered.shift(1))
+    candidate = hashes.is_in(repeated.implode())
+    rows = candidate.arg_true()
+    return candidate.scatter(rows, ids.gather(rows).is_duplicated()).alias(ids.name)
+
+
 def resolve_duplicates(
     log: str, copies: pl.DataFrame, foreign_ids: pl.Series | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
@@ -138,8 +152,7 @@ def stage_copies(log: str, copies: pl.DataFrame, foreign_ids: pl.Series, ref: Re
     way, and the quarantine's raw line is chosen as it did, see :meth:`StagedBucket.quarantine`).
     """
     columns = list(copies.columns)
-    is_dup = pl.col("event_id").is_duplicated()
-    copies = copies.with_columns(is_dup.alias("_dup"))
+    copies = copies.with_columns(duplicated(copies.get_column("event_id")).alias("_dup"))
     dup_rows = copies.filter(pl.col("_dup"))
     conflict_ids = (
         dup_rows.group_by("event_id")

@@ -162,7 +162,11 @@ class _Ids:
         others = [o for o in others if o.ids.len()]
         if not others or not day.ids.len():
             return pl.Series("event_id", [], dtype=pl.String)
-        candidates = day.ids.filter(day.hashes.is_in(pl.concat([o.hashes for o in others]).implode()))
+        # the day's hashes are the set (built once) and the neighbours' are probed: building a
+        # set costs far more per element than probing one
+        pool = pl.concat([o.hashes for o in others])
+        hits = pool.filter(pool.is_in(day.hashes.implode())).unique()
+        candidates = day.ids.filter(day.hashes.is_in(hits.implode()))
         if not candidates.len():
             return candidates
         wanted = candidates.hash(seed=0).implode()
@@ -248,12 +252,17 @@ class _DayOutput:
     def __init__(self, data: DataDir, log: str, day: dt.date, reference: str) -> None:
         self.data, self.log, self.day = data, log, day
         self.stats = StagedStats(log=log, event_date=day.isoformat(), reference=reference)
-        self.schema = pl.DataFrame(schema=polars_schema(log) | {"src": pl.String}).to_arrow().schema
+        # string_view, polars' own layout: handing the rows to pyarrow copies no string
+        self.schema = (
+            pl.DataFrame(schema=polars_schema(log) | {"src": pl.String})
+            .to_arrow(compat_level=pl.CompatLevel.newest())
+            .schema
+        )
         self.path = data.staged_file(log, day)
         self.tmp = temp_sibling(self.path)
         # dictionary pages pay off on the repetitive columns, not on ids and timestamps
         dictionary = [
-            c for c, t in zip(self.schema.names, self.schema.types, strict=True) if pa.types.is_large_string(t)
+            c for c, t in zip(self.schema.names, self.schema.types, strict=True) if pa.types.is_string_view(t)
         ]
         dictionary = [c for c in dictionary if c not in ("event_id", "event_time")]
         # min/max statistics only where they can prune (time columns): on ids and categories they
@@ -271,7 +280,8 @@ class _DayOutput:
 
     def add(self, clean: pl.DataFrame, quarantine: pl.DataFrame, copies: int, collapsed: int) -> None:
         if clean.height:
-            self.writer.write_table(clean.select(self.schema.names).to_arrow().cast(self.schema))
+            rows = clean.select(self.schema.names).to_arrow(compat_level=pl.CompatLevel.newest())
+            self.writer.write_table(rows.cast(self.schema))
         if quarantine.height:
             self.quarantine.append(quarantine)
         self.stats.copies += copies
