@@ -35,39 +35,6 @@ def duplicated(ids: pl.Series) -> pl.Series:
     return candidate.scatter(rows, ids.gather(rows).is_duplicated()).alias(ids.name)
 
 
-def resolve_duplicates(
-    log: str, copies: pl.DataFrame, foreign_ids: pl.Series | None = None
-) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """Rule 5: collapse identical copies, reject every copy of a conflicting id.
-
-    ``foreign_ids`` are ids that also appear (accepted by rules 1–4) with
-    another event date: such copies differ in event_time, so they conflict.
-    Returns (events kept once, conflicting copies with reason, copies collapsed).
-    The kept copy is the earliest arrival (then file name, then raw text) so
-    reruns keep the same one.
-    """
-    dup_rows = copies.filter(pl.col("event_id").is_duplicated())
-    conflict_ids = (
-        dup_rows.group_by("event_id")
-        .agg(pl.struct(identity_columns(log)).n_unique().alias("variants"))
-        .filter(pl.col("variants") > 1)
-        .get_column("event_id")
-    )
-    if foreign_ids is not None and foreign_ids.len():
-        conflict_ids = pl.concat([conflict_ids, foreign_ids.cast(pl.String)]).unique()
-    in_conflict = pl.col("event_id").is_in(conflict_ids.implode())
-    conflicting = copies.filter(in_conflict).with_columns(pl.lit(str(Reason.CONFLICTING_DUPLICATE)).alias("reason"))
-    singles = copies.filter(~pl.col("event_id").is_duplicated())
-    repeated = (
-        dup_rows.filter(~in_conflict)
-        .sort(["event_id", "arrival_date", "src", "raw"])
-        .unique("event_id", keep="first", maintain_order=True)
-    )
-    collapsed = dup_rows.filter(~in_conflict).height - repeated.height
-    kept = pl.concat([singles.filter(~in_conflict), repeated])
-    return kept, conflicting, collapsed
-
-
 def value_reasons(log: str, events: pl.DataFrame, ref: Reference) -> pl.Series:
     """Rules 6–9 for each event, in order: the first failed rule's reason or null."""
     invalid = failing_rows(MODELS[log].to_schema(), events)
@@ -146,10 +113,12 @@ class StagedBucket:
 def stage_copies(log: str, copies: pl.DataFrame, foreign_ids: pl.Series, ref: Reference) -> StagedBucket:
     """Rules 5–9 over copies that carry FILE/ROW locators instead of their raw line.
 
-    Same decisions as :func:`resolve_duplicates` + :func:`value_reasons`; the kept copy of
-    identical redeliveries is the earliest arrival, then file name, then event_time text (the
-    unbucketed rule broke the last tie on the raw text: the clean columns are the same either
-    way, and the quarantine's raw line is chosen as it did, see :meth:`StagedBucket.quarantine`).
+    Rule 5: copies of an id identical in every field of SPEC §2 are one event; if they differ,
+    or the id also occurs on another event date (``foreign_ids``), every copy is
+    ``conflicting_duplicate``. The kept copy of identical redeliveries is the earliest arrival,
+    then file name, then event_time text; the clean columns are the same whichever ties, and the
+    quarantine's raw line is the smallest raw text (see :meth:`StagedBucket.quarantine`), so
+    re-runs keep the same one. Then :func:`value_reasons` (rules 6–9) on the kept events.
     """
     columns = list(copies.columns)
     copies = copies.with_columns(duplicated(copies.get_column("event_id")).alias("_dup"))
