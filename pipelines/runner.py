@@ -21,6 +21,7 @@ from pipelines.cli import CliError
 from pipelines.contract import LOGS, MAX_LATENESS_DAYS, PARTITIONS_START
 from pipelines.lake import DataDir
 from pipelines.landing.land import raw_files
+from pipelines.pool_slots import owner_tags, release_stale_slots
 from pipelines.reference import ReferenceError, load_reference
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def run_tags(start: dt.date, end: dt.date) -> dict[str, str]:
         ASSET_PARTITION_RANGE_START_TAG: start.isoformat(),
         ASSET_PARTITION_RANGE_END_TAG: end.isoformat(),
         "revwh/source": "cli",
-    }
+    } | owner_tags()
 
 
 def execute_range(
@@ -101,13 +102,16 @@ def execute_range(
             file=sys.stderr,
             flush=True,
         )
+    instance = instance or _instance()
+    for line in release_stale_slots(instance):
+        print(f"revwh run: {line}", file=sys.stderr, flush=True)
     if executor == "celery":
         from pipelines.distributed import execute_range_celery
 
-        return execute_range_celery(data, run_tags(start, end), log_level=log_level, instance=instance or _instance())
+        return execute_range_celery(data, run_tags(start, end), log_level=log_level, instance=instance)
     job = build_definitions(data.root).resolve_job_def(PIPELINE_JOB)
     return job.execute_in_process(
-        instance=instance or _instance(),
+        instance=instance,
         tags=run_tags(start, end),
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         raise_on_error=False,

@@ -136,6 +136,9 @@ def test_dagster_yaml_template_limits_the_warehouse_pool_to_one_writer(tmp_path:
         pools = instance.get_concurrency_config().pool_config
         assert pools.default_pool_limit == 1
         assert pools.pool_granularity.value == "op"
+        # the daemon frees slots that ended runs still hold (pipelines/pool_slots.py covers killed CLI runs)
+        assert instance.run_monitoring_enabled
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 60
     finally:
         instance.dispose()
     assert warehouse.op.pool == "warehouse"  # the step that writes warehouse.duckdb holds that pool
