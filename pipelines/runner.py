@@ -122,6 +122,11 @@ def _error_text(error: SerializableErrorInfo | None) -> str:
     """The error's message; the project's own errors are written to be read, so without their class path."""
     if error is None:
         return "unknown error"
+    if error.cls_name == "DagsterExecutionInterruptedError":  # Ctrl-C, or SIGTERM where Dagster catches it
+        return (
+            "interrupted; every lake partition is whole (old or new), the published warehouse is unchanged: "
+            "re-run the range"
+        )
     text = error.message.strip()
     own = re.match(r"pipelines(\.\w+)+: ", text)
     return text[own.end() :] if own else text

@@ -91,3 +91,20 @@ def test_quiet_failure_prints_the_summary_only(tmp_path: Path, capsys: pytest.Ca
     assert len(lines) == 1, lines
     step = "revwh run: error: step landing__orders failed: "
     assert lines[0].startswith(f"{step}landing/orders dt=2025-03-01: cannot read raw file {bad}")
+
+
+def test_step_errors_read_as_sentences() -> None:
+    """The summary of a failed run: the project's own errors without their class path, an interrupt in words."""
+    from dagster_shared.error import SerializableErrorInfo
+
+    from pipelines.runner import _error_text
+
+    own = SerializableErrorInfo("pipelines.landing.land.RawFileError: cannot read raw file x\n", [], "RawFileError")
+    assert _error_text(own) == "cannot read raw file x"
+    other = SerializableErrorInfo("ValueError: bad\n", [], "ValueError")
+    assert _error_text(other) == "ValueError: bad"
+    interrupt = SerializableErrorInfo(
+        "dagster._core.errors.DagsterExecutionInterruptedError\n", [], "DagsterExecutionInterruptedError"
+    )
+    assert _error_text(interrupt).startswith("interrupted; every lake partition is whole")
+    assert _error_text(None) == "unknown error"
