@@ -29,7 +29,11 @@ $(DATA_DIR)/reference/countries.csv: | $(STAMP)
 
 generate: $(DATA_DIR)/reference/countries.csv
 
-run: $(STAMP) generate
+# The instance settings of dagster.yaml (run queue, warehouse pool, slot clean-up) for `make run` and `make ui`.
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $@
+
+run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml generate
 	$(BIN)/revwh run --data-dir $(DATA_DIR) --start $(DEMO_START) --end $(DEMO_END)
 	$(BIN)/revwh sql "SELECT * FROM marts.revenue_by_stream ORDER BY event_date, stream" --data-dir $(DATA_DIR)
 
@@ -58,8 +62,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check pipelines tests
 	$(BIN)/ruff format --check pipelines tests
 
-ui: $(STAMP)
-	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	REVWH_DATA_DIR=$(CURDIR)/$(DATA_DIR) $(BIN)/dagster dev -w workspace.yaml
 
 clean:
