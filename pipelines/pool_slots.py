@@ -1,7 +1,7 @@
 """Free Dagster pool slots left behind by runs that can no longer release them.
 
 The ``warehouse`` step is in the Dagster pool ``warehouse`` (limit 1 once
-``dagster.yaml`` is in ``$DAGSTER_HOME``, which ``make ui`` puts there). A run
+``dagster.yaml`` is in ``$DAGSTER_HOME``, where ``make run`` and ``make ui`` put it). A run
 frees its slot when the step ends, but a ``revwh run`` killed hard in that step
 (``kill -9``, the OOM killer, a reboot) never does: its run stays STARTED and
 every later run waits for the slot forever, spinning a core. Dagster's daemon
