@@ -9,9 +9,11 @@ from pipelines.defs.common import ARRIVAL_WINDOW, DAILY, DataDirResource, key, p
 from pipelines.defs.landing import landing_key
 from pipelines.defs.schema_metadata import column_schema
 from pipelines.lake import parquet_chunks
+from pipelines.landing.land import landing_buckets
 from pipelines.parallel import thread_map
 from pipelines.quality.reconcile import staged_balance_problems
 from pipelines.schemas.clean import clean_schema, validate_clean
+from pipelines.staged.far_conflicts import find_far_conflicts
 from pipelines.staged.stage import stage_days
 
 
@@ -29,7 +31,8 @@ def build_staged_asset(log: str) -> list:
         deps=[dg.AssetDep(landing_key(log), partition_mapping=ARRIVAL_WINDOW)],
         description=(
             f"Clean `{log}` events of one event date: copies from arrival days D..D+3, identical "
-            "redeliveries collapsed, conflicting duplicates rejected (rule 5), then invalid_value (pandera "
+            "redeliveries collapsed, conflicting duplicates rejected (rule 5, against copies of the id on any "
+            "date in the lake), then invalid_value (pandera "
             "model), unknown_reference, missing_fx_rate and underage (rules 6–9) sent to the quarantine."
         ),
         metadata={"dagster/column_schema": column_schema(log)},
@@ -38,7 +41,9 @@ def build_staged_asset(log: str) -> list:
         data, ref = revwh.data(), revwh.reference()
         totals = {"copies": 0, "collapsed": 0, "accepted": 0, "quarantined": 0}
         reasons: dict[str, int] = {}
-        for stats in stage_days(data, log, partition_dates(context), ref):
+        days = partition_dates(context)
+        far = find_far_conflicts(data, log, days, landing_buckets())
+        for stats in stage_days(data, log, days, ref, far=far):
             day = dt.date.fromisoformat(stats.event_date)
             context.log.info(
                 f"staged/{log} {day}: {stats.copies} copies → {stats.accepted} events, "
@@ -60,9 +65,18 @@ def build_staged_asset(log: str) -> list:
                     },
                 )
             )
+        stale = [d.isoformat() for d in far.stale_dates(data, days)]
+        if stale:
+            context.log.warning(
+                f"staged/{log}: event dates {', '.join(stale)} (outside this run) hold copies of ids this run "
+                "found on dates more than 3 days apart; rule 5 rejects every copy, but those dates were staged "
+                "before the other copies landed. Re-run them to quarantine their copies too."
+            )
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": totals["accepted"],
+                "far_conflicting_ids": far.copies.get_column("event_id").n_unique(),
+                "stale_event_dates": dg.MetadataValue.json(stale),
                 "landed_copies": totals["copies"],
                 "collapsed_duplicates": totals["collapsed"],
                 "quarantined": totals["quarantined"],

@@ -30,6 +30,7 @@ import duckdb
 from pipelines.contract import MAX_LATENESS_DAYS, Reason
 from pipelines.duck import compute_connection, sql_list
 from pipelines.lake import DataDir, replace_dir, temp_sibling
+from pipelines.landing.id_index import INDEX_FILE, write_id_index
 from pipelines.landing.rules_sql import bucket_expr, landing_select, register_udfs
 from pipelines.parallel import thread_map
 from pipelines.quality.quarantine import QUARANTINE_COLUMNS_SQL, write_empty_quarantine
@@ -179,6 +180,7 @@ def land_partition(
             con = compute_connection(data) if own else con
             try:
                 _copy_partition(con, log, arrival, readable, work, accepted_dir, quarantine_path, stats)
+                write_id_index(con, sorted(accepted_dir.glob("*/*.parquet")), accepted_dir / INDEX_FILE)
             except duckdb.IOException as exc:
                 bad = next((p for p in readable if p.as_posix() in str(exc)), None)
                 if bad is None:
@@ -190,6 +192,7 @@ def land_partition(
                     con.close()
         else:
             write_empty_quarantine(quarantine_path)
+            write_id_index(None, [], accepted_dir / INDEX_FILE)
         replace_dir(accepted_dir, final_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)

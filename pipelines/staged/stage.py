@@ -2,7 +2,8 @@
 
 Reads the copies of event date D from landing partitions D..D+3 (the window
 rule 4 allows) and the ids of neighbouring event dates (to catch copies of an
-id whose event_time was changed). Writes clean events and the quarantine of
+id whose event_time was changed); copies further apart come from the lake's id
+indexes (``pipelines.staged.far_conflicts``). Writes clean events and the quarantine of
 this partition, each replaced atomically.
 
 Memory is bounded by a landing *bucket* (a hash of event_id, see
@@ -44,6 +45,7 @@ from pipelines.parallel import split, step_threads, thread_map
 from pipelines.quality.quarantine import QUARANTINE_SCHEMA
 from pipelines.reference import Reference
 from pipelines.schemas.events import polars_schema
+from pipelines.staged.far_conflicts import FarConflicts, find_far_conflicts
 from pipelines.staged.rules import stage_copies
 
 FILE, ROW = "_file", "_row"  # where a copy lives in landing: index into the bucket's file list, row in the file
@@ -337,6 +339,7 @@ def stage_range(
     buckets: int | None = None,
     group_rows: int | None = None,
     threads: int = 1,
+    far: FarConflicts | None = None,
 ) -> list[StagedStats]:
     """Rules 5–9 for every event date of ``days``, bucket by bucket.
 
@@ -344,12 +347,14 @@ def stage_range(
     of the neighbours' ids (D-3..D+3), so each event date's ids are read once per
     group, not once per neighbour. Groups are independent (an id lives in one
     bucket): ``threads`` of them run at once, each holding a proportionally smaller
-    group, and append their row groups to the day's file under a lock.
+    group, and append their row groups to the day's file under a lock. Ids with copies
+    further apart than the window come from ``far`` (found over the whole lake when None).
     """
     days = sorted(set(days))
     if not days:
         return []
     buckets = landing_buckets() if buckets is None else buckets
+    far = find_far_conflicts(data, log, days, buckets) if far is None else far
     span = [days[0] + dt.timedelta(days=i) for i in range(-MAX_LATENESS_DAYS, (days[-1] - days[0]).days + 4)]
     sources = {d: landing_sources(data, log, d, buckets) for d in span}
     outputs = {d: _DayOutput(data, log, d, ref.fingerprint(d)) for d in days}
@@ -372,6 +377,9 @@ def stage_range(
                         ids[other] = reader.ids(sources[other], group)
                     neighbours.append(ids[other])
                 foreign = _Ids.shared(ids[day], neighbours)
+                far_ids = far.ids_on(day)
+                if far_ids.len():
+                    foreign = pl.concat([foreign, far_ids]).unique()
                 result = stage_copies(log, copies, foreign, ref)
                 raw = fetch_raw(files, result.needs_raw)
                 quarantine = result.quarantine(raw)
@@ -401,6 +409,7 @@ def stage_days(
     *,
     buckets: int | None = None,
     threads: int | None = None,
+    far: FarConflicts | None = None,
 ) -> list[StagedStats]:
     """:func:`stage_range` with both cores busy, bounded memory either way.
 
@@ -411,12 +420,15 @@ def stage_days(
     once, each holding a proportionally smaller group."""
     days = sorted(set(days))
     buckets = landing_buckets() if buckets is None else buckets
+    far = find_far_conflicts(data, log, days, buckets) if far is None else far
     threads = parallel_threads(data, log, days, step_threads() if threads is None else threads)
     runs = split(days, threads)
     if len(runs) <= 1 or len(bucket_groups(data, log, days, buckets, staged_group_rows() // threads)) >= threads:
-        return stage_range(data, log, days, ref, buckets=buckets, threads=threads)
+        return stage_range(data, log, days, ref, buckets=buckets, threads=threads, far=far)
     rows = staged_group_rows() // len(runs)
-    parts = thread_map(lambda run: stage_range(data, log, run, ref, buckets=buckets, group_rows=rows), runs, len(runs))
+    parts = thread_map(
+        lambda run: stage_range(data, log, run, ref, buckets=buckets, group_rows=rows, far=far), runs, len(runs)
+    )
     return [stats for part in parts for stats in part]
 
 

@@ -1,0 +1,156 @@
+"""Rule 5 at any distance: copies of an id more than 3 event days apart are conflicting too.
+
+SPEC §4 rule 5 rejects every copy of an id whose copies differ, and sets no distance. The
+staged step compares D-3..D+3 directly and the rest through the landing id indexes; these
+cases are built by hand so that only the far comparison can catch them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pyarrow.parquet as pq
+
+from pipelines.lake import DataDir
+from pipelines.landing.id_index import INDEX_FILE, hash_scheme, id_index, is_current
+from pipelines.landing.land import land_partition
+from pipelines.reference import load_reference
+from pipelines.runner import execute_range
+from pipelines.staged.far_conflicts import find_far_conflicts
+from pipelines.staged.stage import stage_days
+from tests.builders import impression, write_raw, write_reference
+
+D1 = dt.date(2025, 3, 1)
+
+
+def day(offset: int) -> dt.date:
+    return D1 + dt.timedelta(days=offset)
+
+
+def at(offset: int) -> str:
+    return f"{day(offset)}T10:00:00Z"
+
+
+def _scenario(root: Path) -> DataDir:
+    """far-5 on D1 and D1+5 (beyond the window), near-3 on D1 and D1+3 (inside it), and
+    clean events: each arrives on its own event date."""
+    write_reference(root, day(-5), day(20))
+    write_raw(root, "impressions", str(day(0)), [impression("far-5", at(0)), impression("near-3", at(0))])
+    write_raw(root, "impressions", str(day(0)), [impression(f"ok-{i}", at(0)) for i in range(5)], "clean.jsonl")
+    write_raw(root, "impressions", str(day(3)), [impression("near-3", at(3))])
+    write_raw(root, "impressions", str(day(5)), [impression("far-5", at(5), price=9), impression("ok-9", at(5))])
+    return DataDir.at(root)
+
+
+def _land(data: DataDir, offsets: range) -> None:
+    for offset in offsets:
+        land_partition(data, "impressions", day(offset), buckets=4)
+
+
+def _staged_quarantine(data: DataDir, offset: int) -> dict[str, str]:
+    frame = pl.read_parquet(data.quarantine_file("staged", "impressions", day(offset)))
+    return dict(zip(frame["event_id"], frame["reason"], strict=True))
+
+
+def _staged_ids(data: DataDir, offset: int) -> set[str]:
+    return set(pl.read_parquet(data.staged_file("impressions", day(offset)))["event_id"])
+
+
+def test_copies_five_days_apart_are_both_conflicting(tmp_path: Path) -> None:
+    data = _scenario(tmp_path)
+    _land(data, range(0, 9))
+    stage_days(data, "impressions", [day(i) for i in range(6)], load_reference(data), buckets=4)
+    for offset in (0, 5):
+        assert _staged_quarantine(data, offset)["far-5"] == "conflicting_duplicate"
+        assert "far-5" not in _staged_ids(data, offset)
+    assert _staged_quarantine(data, 0)["near-3"] == "conflicting_duplicate"  # the window's own case
+    assert _staged_ids(data, 0) == {f"ok-{i}" for i in range(5)}
+    assert _staged_ids(data, 5) == {"ok-9"}
+
+
+def test_far_conflicts_lists_every_copy_confirmed_on_strings(tmp_path: Path) -> None:
+    data = _scenario(tmp_path)
+    _land(data, range(0, 9))
+    far = find_far_conflicts(data, "impressions", [day(5)], buckets=4)
+    assert far.copies.rows() == [("far-5", day(0)), ("far-5", day(5))]  # near-3 is the window's
+    assert far.ids_on(day(5)).to_list() == ["far-5"]
+    assert find_far_conflicts(data, "impressions", [day(2)], buckets=4).copies.height == 0  # no copy on D+2
+    # hash ranges read a chunk at a time give the same answer
+    chunked = find_far_conflicts(data, "impressions", [day(5)], buckets=4, chunk_rows=2)
+    assert chunked.copies.rows() == far.copies.rows()
+
+
+def test_a_date_staged_before_the_far_copy_landed_is_reported_stale(tmp_path: Path) -> None:
+    data = _scenario(tmp_path)
+    ref = load_reference(data)
+    _land(data, range(0, 4))  # a daily run of D1: the copy of D1+5 has not landed yet
+    stage_days(data, "impressions", [day(0)], ref, buckets=4)
+    assert "far-5" in _staged_ids(data, 0)
+    _land(data, range(4, 9))  # later runs land it
+    far = find_far_conflicts(data, "impressions", [day(5)], buckets=4)
+    stage_days(data, "impressions", [day(5)], ref, buckets=4, far=far)
+    assert _staged_quarantine(data, 5)["far-5"] == "conflicting_duplicate"
+    assert far.stale_dates(data, [day(5)]) == [day(0)]
+    stage_days(data, "impressions", [day(0)], ref, buckets=4)  # re-running D1 settles it
+    assert _staged_quarantine(data, 0)["far-5"] == "conflicting_duplicate"
+    assert far.stale_dates(data, [day(5)]) == []
+
+
+def test_index_is_written_by_landing_and_rebuilt_when_missing_or_foreign(tmp_path: Path) -> None:
+    data = _scenario(tmp_path)
+    _land(data, range(0, 2))
+    path = data.landing_partition("impressions", day(0)) / INDEX_FILE
+    assert is_current(path)
+    rows = pl.read_parquet(path)
+    assert rows.height == 7 and rows["h"].is_sorted() and set(rows["event_date"]) == {day(0)}
+    assert pq.read_schema(data.landing_partition("impressions", day(1)) / INDEX_FILE).metadata  # empty day too
+    path.unlink()  # a partition landed before indexes existed
+    with duckdb.connect() as con:
+        assert id_index(data, "impressions", day(0), con) == path
+        assert pl.read_parquet(path).equals(rows)
+        # an index hashed by another DuckDB is rebuilt
+        pq.write_table(rows.to_arrow().replace_schema_metadata({b"hash_scheme": b"duckdb-0.0.0"}), path)
+        assert not is_current(path)
+        id_index(data, "impressions", day(0), con)
+    assert is_current(path) and pq.read_schema(path).metadata[b"hash_scheme"] == hash_scheme().encode()
+
+
+def test_one_run_over_the_range_rejects_both_copies_in_the_marts(tmp_path: Path) -> None:
+    _scenario(tmp_path)
+    result = execute_range(tmp_path, day(0), day(5), log_level="ERROR", instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    assert _staged_metadata(result)["stale_event_dates"] == []
+    with duckdb.connect(str(DataDir.at(tmp_path).warehouse), read_only=True) as con:
+        rejected = con.execute(
+            "SELECT event_id, event_date, reason FROM quality.quarantine WHERE event_id = 'far-5' ORDER BY 2"
+        ).fetchall()
+        counts = con.execute(
+            "SELECT event_date, event_count FROM marts.revenue_by_stream WHERE stream = 'advertising' ORDER BY 1"
+        ).fetchall()
+    assert rejected == [("far-5", day(0), "conflicting_duplicate"), ("far-5", day(5), "conflicting_duplicate")]
+    assert counts == [(day(0), 5), (day(5), 1)]  # ok-0..4; ok-9
+
+
+def test_daily_runs_report_the_stale_date_until_it_is_re_run(tmp_path: Path) -> None:
+    _scenario(tmp_path)
+    instance = dg.DagsterInstance.ephemeral()
+    assert execute_range(tmp_path, day(0), day(0), log_level="ERROR", instance=instance).success
+    later = execute_range(tmp_path, day(5), day(5), log_level="ERROR", instance=instance)
+    assert _staged_metadata(later)["stale_event_dates"] == [str(day(0))]
+    assert _staged_metadata(later)["far_conflicting_ids"] == 1
+    assert execute_range(tmp_path, day(0), day(0), log_level="ERROR", instance=instance).success
+    with duckdb.connect(str(DataDir.at(tmp_path).warehouse), read_only=True) as con:
+        reasons = con.execute("SELECT DISTINCT reason FROM quality.quarantine WHERE event_id = 'far-5'").fetchall()
+        ids = con.execute("SELECT count(*) FROM facts.revenue_events WHERE event_id = 'far-5'").fetchall()
+    assert reasons == [("conflicting_duplicate",)] and ids == [(0,)]
+
+
+def _staged_metadata(result: dg.ExecuteInProcessResult) -> dict:
+    event = next(
+        e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(["staged", "impressions"])
+    )
+    return {k: v.value for k, v in event.materialization.metadata.items()}
