@@ -151,6 +151,24 @@ def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
     return messages
 
 
+def stale_date_notes(result: dg.ExecuteInProcessResult) -> list[str]:
+    """Dates outside the run that rule 5 now rejects copies of (``stale_event_dates`` of the
+    staged materialisations): the run cannot rewrite them, the user re-runs them."""
+    stale: dict[str, set[str]] = {}
+    for event in result.all_events:
+        if event.event_type_value != "ASSET_MATERIALIZATION":
+            continue
+        materialization = event.event_specific_data.materialization
+        value = materialization.metadata.get("stale_event_dates")
+        for day in value.value if value is not None else []:
+            stale.setdefault(day, set()).add(materialization.asset_key.to_user_string())
+    return [
+        f"event date {day} holds copies of ids this run found more than 3 days away ({', '.join(sorted(keys))}); "
+        f"re-run it to quarantine them: revwh run --start {day} --end {day}"
+        for day, keys in sorted(stale.items())
+    ]
+
+
 def run_range(
     data_dir: Path | str, start: dt.date, end: dt.date, *, quiet: bool = False, executor: str = "in_process"
 ) -> int:
@@ -177,6 +195,8 @@ def run_range(
         if result.success and location.is_remote:
             print(f"revwh run: pushed {location.local} → {location.url}: {location.push(RUN_PUSH)}", flush=True)
     seconds = time.perf_counter() - began
+    for note in stale_date_notes(result):
+        print(f"revwh run: warning: {note}", file=sys.stderr)
     if result.success:
         print(f"revwh run: ok in {seconds:.1f}s (run {result.run_id})", flush=True)
         return 0

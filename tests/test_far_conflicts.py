@@ -19,7 +19,7 @@ from pipelines.lake import DataDir
 from pipelines.landing.id_index import INDEX_FILE, hash_scheme, id_index, is_current
 from pipelines.landing.land import land_partition
 from pipelines.reference import load_reference
-from pipelines.runner import execute_range
+from pipelines.runner import execute_range, stale_date_notes
 from pipelines.staged.far_conflicts import find_far_conflicts
 from pipelines.staged.stage import stage_days
 from tests.builders import impression, write_raw, write_reference
@@ -123,7 +123,7 @@ def test_one_run_over_the_range_rejects_both_copies_in_the_marts(tmp_path: Path)
     _scenario(tmp_path)
     result = execute_range(tmp_path, day(0), day(5), log_level="ERROR", instance=dg.DagsterInstance.ephemeral())
     assert result.success
-    assert _staged_metadata(result)["stale_event_dates"] == []
+    assert _staged_metadata(result)["stale_event_dates"] == [] and stale_date_notes(result) == []
     with duckdb.connect(str(DataDir.at(tmp_path).warehouse), read_only=True) as con:
         rejected = con.execute(
             "SELECT event_id, event_date, reason FROM quality.quarantine WHERE event_id = 'far-5' ORDER BY 2"
@@ -142,6 +142,10 @@ def test_daily_runs_report_the_stale_date_until_it_is_re_run(tmp_path: Path) -> 
     later = execute_range(tmp_path, day(5), day(5), log_level="ERROR", instance=instance)
     assert _staged_metadata(later)["stale_event_dates"] == [str(day(0))]
     assert _staged_metadata(later)["far_conflicting_ids"] == 1
+    assert stale_date_notes(later) == [
+        f"event date {day(0)} holds copies of ids this run found more than 3 days away (staged/impressions); "
+        f"re-run it to quarantine them: revwh run --start {day(0)} --end {day(0)}"
+    ]
     assert execute_range(tmp_path, day(0), day(0), log_level="ERROR", instance=instance).success
     with duckdb.connect(str(DataDir.at(tmp_path).warehouse), read_only=True) as con:
         reasons = con.execute("SELECT DISTINCT reason FROM quality.quarantine WHERE event_id = 'far-5'").fetchall()
