@@ -18,6 +18,7 @@ from pipelines.defs.quality import QUALITY
 from pipelines.defs.reference_sensor import reference_tables_sensor
 from pipelines.defs.reports import REPORTS
 from pipelines.defs.staged import STAGED
+from pipelines.defs.stale_dates_sensor import stale_dates_sensor
 from pipelines.defs.warehouse import WAREHOUSE
 from pipelines.distributed import CELERY_JOB, celery_executor_config
 
@@ -59,7 +60,7 @@ def build_definitions(data_dir: str | os.PathLike[str] | None = None) -> dg.Defi
         asset_checks=[d for d in ALL if isinstance(d, dg.AssetChecksDefinition)],
         jobs=[revenue_pipeline, revenue_pipeline_celery],
         schedules=SCHEDULES,
-        sensors=[*SENSORS, reference_tables_sensor],
+        sensors=[*SENSORS, reference_tables_sensor, stale_dates_sensor],
         resources={"revwh": DataDirResource(data_dir=data_dir)},
     )
     return defs.map_asset_specs(func=_with_freshness)

@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 
+from pipelines.defs.stale_dates_sensor import stale_dates_sensor
 from pipelines.lake import DataDir
 from pipelines.landing.id_index import INDEX_FILE, hash_scheme, id_index, is_current
 from pipelines.landing.land import land_partition
@@ -146,7 +147,10 @@ def test_daily_runs_report_the_stale_date_until_it_is_re_run(tmp_path: Path) -> 
         f"event date {day(0)} holds copies of ids this run found more than 3 days away (staged/impressions); "
         f"re-run it to quarantine them: revwh run --start {day(0)} --end {day(0)}"
     ]
+    ticked = stale_dates_sensor(dg.build_sensor_context(instance=instance))
+    assert [r.tags["dagster/asset_partition_range_start"] for r in ticked.run_requests] == [str(day(0))]
     assert execute_range(tmp_path, day(0), day(0), log_level="ERROR", instance=instance).success
+    assert not stale_dates_sensor(dg.build_sensor_context(instance=instance, cursor=ticked.cursor)).run_requests
     with duckdb.connect(str(DataDir.at(tmp_path).warehouse), read_only=True) as con:
         reasons = con.execute("SELECT DISTINCT reason FROM quality.quarantine WHERE event_id = 'far-5'").fetchall()
         ids = con.execute("SELECT count(*) FROM facts.revenue_events WHERE event_id = 'far-5'").fetchall()
