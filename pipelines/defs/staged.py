@@ -31,9 +31,9 @@ def build_staged_asset(log: str) -> list:
         deps=[dg.AssetDep(landing_key(log), partition_mapping=ARRIVAL_WINDOW)],
         description=(
             f"Clean `{log}` events of one event date: copies from arrival days D..D+3, identical "
-            "redeliveries collapsed, conflicting duplicates rejected (rule 5, against copies of the id on any "
-            "date in the lake), then invalid_value (pandera "
-            "model), unknown_reference, missing_fx_rate and underage (rules 6–9) sent to the quarantine."
+            "redeliveries collapsed, conflicting duplicates rejected (rule 5, also against copies of the id "
+            "on any other date in the lake), then invalid_value (pandera model), unknown_reference, "
+            "missing_fx_rate and underage (rules 6–9) sent to the quarantine."
         ),
         metadata={"dagster/column_schema": column_schema(log)},
     )
