@@ -105,8 +105,8 @@ def _far_hashes(indexes: list[Path], days: list[dt.date], chunk: int, chunks: in
         frame = frame.filter(pl.col("h").is_in(ours.implode()))
     frame = frame.sort("h")
     h = frame.get_column("h")
-    repeated = (h == h.shift(1)).fill_null(False) | (h == h.shift(-1)).fill_null(False)
-    repeated = frame.filter(repeated)
+    repeats = (h == h.shift(1)).fill_null(False) | (h == h.shift(-1)).fill_null(False)
+    repeated = frame.filter(repeats)
     far = (
         repeated.group_by("h")
         .agg(
