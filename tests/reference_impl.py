@@ -106,7 +106,7 @@ def _lines(folder: Path):
             data = gzip.decompress(path.read_bytes())
         else:
             continue
-        for raw in data.split(b"\n"):
+        for raw in data.splitlines():  # LF, CRLF or a lone CR, as Python's universal newlines
             if raw.strip(b" \t\r"):
                 yield path.name, raw
 

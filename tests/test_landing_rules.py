@@ -214,6 +214,22 @@ def test_crlf_line_ends_a_byte_order_mark_and_a_last_line_without_newline(data_d
     assert (stats.landed, stats.quarantined) == (4, 0)
 
 
+def test_a_lone_carriage_return_ends_a_line(data_dir: DataDir) -> None:
+    """LF, CRLF and a lone CR all end a line, as in DuckDB's reader and Python's universal newlines
+    (``open(path)``, ``bytes.splitlines``): a line holding a CR is two lines, each judged alone."""
+    from pipelines.quality.reconcile import count_raw_lines
+
+    folder = data_dir.root / "raw" / "impressions" / f"dt={ARRIVAL}"
+    folder.mkdir(parents=True)
+    good = json.dumps(impression("cr", T)).encode()
+    split = json.dumps(impression("split", T)).encode().replace(b', "user_id"', b',\r"user_id"')
+    (folder / "cr.jsonl").write_bytes(good + b"\r" + split + b"\ngarb\rage\n")
+    stats = land_partition(data_dir, "impressions", DAY)
+    assert accepted_ids(data_dir) == {"cr"}
+    assert (stats.landed, stats.by_reason) == (5, {"malformed": 4})
+    assert count_raw_lines(data_dir, "impressions", DAY) == 5
+
+
 def test_missing_folder_is_an_empty_partition(data_dir: DataDir) -> None:
     stats = land_partition(data_dir, "gifts", DAY)
     assert (stats.landed, stats.accepted, stats.quarantined) == (0, 0, 0)
