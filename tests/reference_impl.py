@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import gzip
 import json
+import math
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -205,7 +206,7 @@ def _value_reason(log, e, countries, fees, gifts, cats, fx, day) -> str | None:
         if f in FIELDS[log] and e[f] not in allowed:
             return "invalid_value"
     for f in ("price", "amount", "coins"):
-        if f in FIELDS[log] and not e[f] > 0:
+        if f in FIELDS[log] and not 0 < e[f] < math.inf:  # 1e400 parses as inf: no finite amount
             return "invalid_value"
     if log == "fund_payouts" and e["qualified_views"] < 0:
         return "invalid_value"

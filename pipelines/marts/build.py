@@ -2,7 +2,9 @@
 
 A mart SQL file selects from ``revenue_events`` (the facts of the date being
 built) and may use ``usd_sum(x)``: an exact DECIMAL sum returned as DOUBLE, so
-a re-run gives bit-identical numbers whatever the thread scheduling.
+a re-run gives bit-identical numbers whatever the thread scheduling. A group
+holding an event of 1e9 USD or more (legal: SPEC §2 sets no upper bound) is
+summed as DOUBLE, since a DECIMAL(38, 18) total stops at 1e20.
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from pipelines.lake import DataDir, temp_sibling
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 MARTS_SQL_DIR = SQL_DIR / "marts"
 
-USD_SUM_MACRO = "CREATE OR REPLACE MACRO usd_sum(x) AS CAST(sum(CAST(x AS DECIMAL(38, 18))) AS DOUBLE)"
+# Below this many USD per event, a DECIMAL(38, 18) sum cannot overflow (it would take 1e11 events in
+# one group); a group holding a larger (or non-finite) value is summed as DOUBLE instead of failing.
+EXACT_SUM_LIMIT_USD = 1e9
+USD_SUM_MACRO = f"""CREATE OR REPLACE MACRO usd_sum(x) AS CASE
+    WHEN max(abs(x)) < {EXACT_SUM_LIMIT_USD:.0f}  -- NaN sorts above every number: DOUBLE too
+    THEN CAST(sum(CAST(CASE WHEN abs(x) < {EXACT_SUM_LIMIT_USD:.0f} THEN x END AS DECIMAL(38, 18))) AS DOUBLE)
+    ELSE sum(x)
+END"""
 
 
 def mart_names() -> list[str]:

@@ -28,10 +28,8 @@ import polars as pl
 
 from pipelines.contract import Stream
 from pipelines.lake import DataDir
-from pipelines.quality.reconcile import CENT
+from pipelines.quality.reconcile import CENT, RELATIVE, usd_close
 
-# Relative slack on top of CENT, so totals in the millions are compared to their own precision.
-RELATIVE = 1e-9
 # How many problems a check reports at most: enough to diagnose, small enough for run metadata.
 MAX_PROBLEMS = 25
 
@@ -48,6 +46,13 @@ def _money(name: str, condition: pl.Expr | None = None) -> pl.Expr:
 
 def _count(condition: pl.Expr) -> pl.Expr:
     return condition.fill_null(False).cast(pl.Int64).sum()
+
+
+def _bigint_total(values: pl.Expr) -> pl.Expr:
+    """Exact integer total, NULL when it does not fit a BIGINT (as the mart's TRY_CAST): polars'
+    Int64 sum would wrap around silently."""
+    total = values.cast(pl.Int128).sum()
+    return pl.when(total.is_between(-(2**63), 2**63 - 1)).then(total).cast(pl.Int64)
 
 
 def _distinct(name: str, condition: pl.Expr | None = None) -> pl.Expr:
@@ -79,8 +84,8 @@ def _expected_gifts(facts: pl.DataFrame) -> pl.DataFrame:
         facts.filter(pl.col("stream") == Stream.VIRTUAL_GIFTS.value)
         .group_by("event_date", "region")
         .agg(
-            pl.col("coins").filter(bought).sum().cast(pl.Int64).alias("coins_bought"),
-            pl.col("coins").filter(sent).sum().cast(pl.Int64).alias("coins_spent"),
+            _bigint_total(pl.col("coins").filter(bought)).alias("coins_bought"),
+            _bigint_total(pl.col("coins").filter(sent)).alias("coins_spent"),
             _count(bought).alias("coin_purchases"),
             _count(sent).alias("gifts_sent"),
             _distinct("user_id", bought).alias("paying_users"),
@@ -120,8 +125,8 @@ def _expected_creators(facts: pl.DataFrame) -> pl.DataFrame:
             _money("creator_payouts_usd", fund).alias("fund_payouts_usd"),
             _money("affiliate_commission_usd", orders).alias("affiliate_commissions_usd"),
             _count(gifts).alias("gifts_received"),
-            pl.col("coins").filter(gifts).sum().cast(pl.Int64).alias("coins_received"),
-            pl.col("qualified_views").filter(fund).sum().cast(pl.Int64).alias("qualified_views"),
+            _bigint_total(pl.col("coins").filter(gifts)).alias("coins_received"),
+            _bigint_total(pl.col("qualified_views").filter(fund)).alias("qualified_views"),
             _count(orders).alias("affiliate_order_events"),
         )
         .with_columns(
@@ -308,23 +313,19 @@ KPI_MARTS: dict[str, KpiMart] = {
 }
 
 
-def _close(got: float | None, want: float | None, tolerance: float = CENT) -> bool:
-    got, want = got or 0.0, want or 0.0
-    return abs(got - want) <= tolerance + RELATIVE * max(abs(got), abs(want))
-
-
 def _differs(got: pl.Expr, want: pl.Expr, money: bool) -> pl.Expr:
     """Vectorised negation of ``_same``, to find the few suspect rows of a large mart."""
     got, want = got.fill_null(0), want.fill_null(0)
     if money:
         slack = CENT + RELATIVE * pl.max_horizontal(got.abs(), want.abs())
-        return (got - want).abs() > slack
+        same = (got == want) | (got.is_nan() & want.is_nan())
+        return ~same & ((got - want).abs() > slack).fill_null(True)
     return got != want
 
 
 def _same(got: object, want: object, money: bool) -> bool:
     if money:
-        return _close(got, want)  # type: ignore[arg-type]
+        return usd_close(got, want)  # type: ignore[arg-type]
     return (got or 0) == (want or 0)
 
 
@@ -338,7 +339,7 @@ def overlap_problems(spec: KpiMart, mart: pl.DataFrame, facts: pl.DataFrame | pl
     for overlap in spec.overlaps:
         got = mart.select(overlap.mart_expr).item() if mart.height else 0
         want = facts.lazy().select(overlap.facts_expr).collect(engine="streaming").item()
-        if not _close(float(got or 0), float(want or 0)):
+        if not usd_close(float(got or 0), float(want or 0)):
             problems.append(f"{spec.name}: total {got} != {overlap.label} {want} of the facts / core marts")
     return problems
 
@@ -390,7 +391,7 @@ def identity_problems(spec: KpiMart, mart: pl.DataFrame) -> list[str]:
         values = mart.select(*spec.keys, pl.col(column).alias("_got"), expr.alias("_want"))
         values = values.filter(_differs(pl.col("_got"), pl.col("_want"), money=True))
         for row in values.head(MAX_PROBLEMS).iter_rows(named=True):
-            if not _close(row["_got"], row["_want"]):
+            if not usd_close(row["_got"], row["_want"]):
                 where = ", ".join(f"{k}={row[k]}" for k in spec.keys)
                 problems.append(f"{spec.name} [{where}] {column}: {row['_got']} != its parts {row['_want']}")
     return problems
@@ -408,7 +409,7 @@ def ratio_problems(spec: KpiMart, mart: pl.DataFrame) -> list[str]:
                     problems.append(f"{spec.name} [{where}] {ratio.column}={value} but {ratio.denominator} is 0")
                 continue
             want = num / den * ratio.scale
-            if value is None or not _close(value, want, tolerance=1e-12):
+            if value is None or not usd_close(value, want, tolerance=1e-12):
                 problems.append(f"{spec.name} [{where}] {ratio.column}={value}, expected {want}")
     if spec.share_columns:
         for row in mart.select(*spec.keys, *spec.share_columns).iter_rows(named=True):

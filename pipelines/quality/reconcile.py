@@ -7,6 +7,7 @@ not from what the step said it did, so a check catches a step that lies.
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import duckdb
 import polars as pl
@@ -17,6 +18,17 @@ from pipelines.lake import DataDir
 from pipelines.landing.land import landing_files_for_event_date, raw_files
 
 CENT = 0.005  # half a cent: sums that round to the same cent agree
+# Relative slack on top of CENT, so totals in the millions (or a legal 1e20, summed as DOUBLE in
+# another order) are compared to their own precision.
+RELATIVE = 1e-9
+
+
+def usd_close(got: float | None, want: float | None, tolerance: float = CENT) -> bool:
+    """Two USD totals agree: to ``tolerance``, or to RELATIVE of their size; equal infinities agree."""
+    got, want = got or 0.0, want or 0.0
+    if got == want or (math.isnan(got) and math.isnan(want)):
+        return True
+    return abs(got - want) <= tolerance + RELATIVE * max(abs(got), abs(want))
 
 
 def count_raw_lines(data: DataDir, log: str, day: dt.date, con: duckdb.DuckDBPyConnection | None = None) -> int:
@@ -113,7 +125,8 @@ MEASURES = ("gross_revenue_usd", "platform_fees_usd", "creator_payouts_usd", "ne
 
 
 def mart_problems(data: DataDir, mart: str, event_date: dt.date) -> list[str]:
-    """A revenue mart's measures and event_count sum to the facts' totals, to the cent."""
+    """A revenue mart's measures and event_count sum to the facts' totals, to the cent (or to
+    RELATIVE of a total too large for that); event_count exactly."""
     facts, mart_file = data.facts_file(event_date), data.mart_file(mart, event_date)
     if not mart_file.exists():
         return [f"{mart} {event_date} missing"]
@@ -126,9 +139,7 @@ def mart_problems(data: DataDir, mart: str, event_date: dt.date) -> list[str]:
     )
     got = pl.scan_parquet(mart_file).select(*exprs, pl.col("event_count").sum()).collect().row(0, named=True)
     problems = [
-        f"{mart} {event_date} {m}: mart {got[m]} != facts {want[m]}"
-        for m in MEASURES
-        if abs((got[m] or 0.0) - (want[m] or 0.0)) > CENT
+        f"{mart} {event_date} {m}: mart {got[m]} != facts {want[m]}" for m in MEASURES if not usd_close(got[m], want[m])
     ]
     if (got["event_count"] or 0) != want["event_count"]:
         problems.append(f"{mart} {event_date} event_count: mart {got['event_count']} != facts {want['event_count']}")

@@ -1,7 +1,8 @@
 """Field rules of SPEC §2 as pandera.polars models, one per log.
 
 Types and nullability are what landing produced; the value checks (enums,
-bounds, age range) are rule 6 (``invalid_value``). The same models split bad
+bounds, age range) are rule 6 (``invalid_value``). Money is also bounded above by
+infinity: a JSON number too large for a double (``1e400``) is no finite amount. The same models split bad
 rows from good ones in the staged step and validate the clean output in an
 asset check, so a rule is written once.
 """
@@ -9,6 +10,7 @@ asset check, so a rule is written once.
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import pandera.polars as pa
 import polars as pl
@@ -47,7 +49,7 @@ class Impressions(EventBase):
     advertiser_id: str
     campaign_id: str
     pricing_model: str = pa.Field(isin=list(PRICING_MODELS))
-    price: float = pa.Field(gt=0)
+    price: float = pa.Field(gt=0, lt=math.inf)
     currency: str
     clicked: bool
 
@@ -60,7 +62,7 @@ class CoinPurchases(EventBase):
     country: str
     platform: str = pa.Field(isin=list(PLATFORMS))
     coins: int = pa.Field(gt=0)
-    amount: float = pa.Field(gt=0)
+    amount: float = pa.Field(gt=0, lt=math.inf)
     currency: str
 
 
@@ -86,7 +88,7 @@ class Orders(EventBase):
     country: str
     category: str
     channel: str = pa.Field(isin=list(CHANNELS))
-    amount: float = pa.Field(gt=0)
+    amount: float = pa.Field(gt=0, lt=math.inf)
     currency: str
     affiliate_creator_id: str = pa.Field(nullable=True)
     affiliate_rate: float = pa.Field(ge=0, lt=1)
@@ -98,7 +100,7 @@ class FundPayouts(EventBase):
     creator_id: str
     country: str
     qualified_views: int = pa.Field(ge=0)
-    amount: float = pa.Field(gt=0)
+    amount: float = pa.Field(gt=0, lt=math.inf)
     currency: str
 
 

@@ -4,6 +4,7 @@
 -- measures:
 --   coins_bought        sum of coin_purchases.coins
 --   coins_spent         sum of gifts.coins (coins sent to creators; may be coins bought earlier)
+--                       (each NULL in the rare row whose total does not fit a BIGINT)
 --   coin_purchases / gifts_sent   accepted events of each log
 --   paying_users        distinct coin_purchases.user_id in the row (a user who bought in two
 --                       regions counts once in each; not additive across days or regions)
@@ -25,8 +26,8 @@ WITH sums AS (
     SELECT
         event_date,
         region,
-        CAST(coalesce(sum(coins) FILTER (WHERE log = 'coin_purchases'), 0) AS BIGINT) AS coins_bought,
-        CAST(coalesce(sum(coins) FILTER (WHERE log = 'gifts'), 0) AS BIGINT)          AS coins_spent,
+        TRY_CAST(coalesce(sum(coins) FILTER (WHERE log = 'coin_purchases'), 0) AS BIGINT) AS coins_bought,
+        TRY_CAST(coalesce(sum(coins) FILTER (WHERE log = 'gifts'), 0) AS BIGINT)          AS coins_spent,
         CAST(count_if(log = 'coin_purchases') AS BIGINT)                            AS coin_purchases,
         CAST(count_if(log = 'gifts') AS BIGINT)                                     AS gifts_sent,
         CAST(count(DISTINCT user_id) FILTER (WHERE log = 'coin_purchases') AS BIGINT) AS paying_users,
