@@ -230,6 +230,23 @@ def test_a_lone_carriage_return_ends_a_line(data_dir: DataDir) -> None:
     assert count_raw_lines(data_dir, "impressions", DAY) == 5
 
 
+def test_a_name_given_twice_keeps_its_last_value(data_dir: DataDir) -> None:
+    """RFC 8259 leaves repeated names open; Python's, JavaScript's and Go's readers keep the last
+    value, and so does landing (DuckDB's reader would keep the first)."""
+    base = json.dumps(impression("base", T))[:-1]
+    lines = [
+        base.replace("base", "price-twice") + ', "price": 7.5, "user_id": "u\\u00e9"}',
+        json.dumps(impression("bad-then-good", T, price="bad"))[:-1] + ', "price": 2}',
+        base.replace("base", "good-then-bad") + ', "price": "bad"}',
+        base.replace("base", "extra-twice") + ', "note": 1, "note": 2}',
+    ]
+    stats = land(data_dir, "impressions", lines)
+    assert (stats.accepted, reasons(data_dir)) == (3, {"good-then-bad": "schema_violation"})
+    files = ", ".join(f"'{f}'" for f in sorted(data_dir.landing_partition("impressions", DAY).glob("*/*.parquet")))
+    rows = duckdb.sql(f"SELECT event_id, price, user_id FROM read_parquet([{files}]) ORDER BY 1").fetchall()
+    assert rows == [("bad-then-good", 2.0, "u1"), ("extra-twice", 5.0, "u1"), ("price-twice", 7.5, "u\u00e9")]
+
+
 def test_missing_folder_is_an_empty_partition(data_dir: DataDir) -> None:
     stats = land_partition(data_dir, "gifts", DAY)
     assert (stats.landed, stats.accepted, stats.quarantined) == (0, 0, 0)

@@ -24,6 +24,9 @@ TIMESTAMP_PATTERN = r"\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|
 # those that might contain them are re-checked strictly by a Python UDF (rare).
 LENIENT_JSON_PATTERN = r",[ \t\r\n]*[}\]]"
 STRICT_JSON_OBJECT_UDF = "revwh_strict_json_object"
+# yyjson keeps the first of two members with one name; Python, JavaScript and Go keep the last, and
+# so do we. Only lines the counting proof cannot vouch for may repeat a member (each adds a ':').
+LAST_MEMBER_WINS_UDF = "revwh_last_member_wins"
 
 _SQL_TYPE = {
     JsonType.STRING: "VARCHAR",
@@ -50,9 +53,25 @@ def strict_json_object(raw: str | None) -> bool:
         return False
 
 
+def last_member_wins(raw: str | None) -> str | None:
+    """The object re-written with one member per name, the last one (as Python's, JavaScript's
+    and Go's readers keep it), for lines that repeat a declared member; NULL when not strict JSON."""
+
+    def reject_constant(_: str) -> None:
+        raise ValueError("NaN/Infinity are not JSON")
+
+    if raw is None:
+        return None
+    try:
+        return json.dumps(json.loads(raw, parse_constant=reject_constant), separators=(",", ":"))
+    except ValueError:
+        return None
+
+
 def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
-    """Register the strict JSON check used by :func:`landing_select`."""
+    """Register the Python helpers :func:`landing_select` calls on rare lines."""
     con.create_function(STRICT_JSON_OBJECT_UDF, strict_json_object, ["VARCHAR"], "BOOLEAN", null_handling="special")
+    con.create_function(LAST_MEMBER_WINS_UDF, last_member_wins, ["VARCHAR"], "VARCHAR", null_handling="special")
 
 
 def sql_type(field: Field) -> str:
@@ -70,24 +89,25 @@ def _is_integer(text: str) -> str:
     return f"regexp_full_match({text}, '-?[0-9]+')"
 
 
-def _string_value(name: str, text: str) -> str:
+def _string_value(text: str) -> str:
     # Only strings with escapes need a real JSON decode; substr is cheaper than slicing ([2:-2]).
-    return f"CASE WHEN contains({text}, '\\') THEN j.{name}->>'$' ELSE substr({text}, 2, length({text}) - 2) END"
+    decoded, unquoted = f"json_extract_string({text}, '$')", f"substr({text}, 2, length({text}) - 2)"
+    return f"CASE WHEN contains({text}, '\\') THEN {decoded} ELSE {unquoted} END"
 
 
 def _typed(field: Field) -> tuple[str, str]:
     """(value expression, is-valid expression) over the field's JSON text ``x_<name>``."""
-    name, x = field.name, f"x_{field.name}"
+    x = f"x_{field.name}"
     match field.json_type:
         case JsonType.STRING | JsonType.TIMESTAMP:
-            return f"CASE WHEN {_is_string(x)} THEN {_string_value(name, x)} END", _is_string(x)
+            return f"CASE WHEN {_is_string(x)} THEN {_string_value(x)} END", _is_string(x)
         case JsonType.ID:
-            value = f"CASE WHEN {_is_string(x)} THEN {_string_value(name, x)} WHEN {_is_integer(x)} THEN {x} END"
+            value = f"CASE WHEN {_is_string(x)} THEN {_string_value(x)} WHEN {_is_integer(x)} THEN {x} END"
             # CASE, not OR: the regex runs only on the rare ids that are not strings
             return value, f"CASE WHEN {_is_string(x)} THEN true ELSE {_is_integer(x)} END"
         case JsonType.NULLABLE_STRING:
             # SPEC §2 types it "string or null" (unlike the other ids): an integer is the wrong JSON type.
-            value = f"CASE WHEN {_is_string(x)} THEN {_string_value(name, x)} END"
+            value = f"CASE WHEN {_is_string(x)} THEN {_string_value(x)} END"
             return value, f"{x} IS NULL OR {x} = 'null' OR {_is_string(x)}"
         case JsonType.NUMBER:
             # Strings, booleans and null do not cast; NaN/Infinity never get here (malformed).
@@ -177,6 +197,12 @@ def landing_select(log: str, files: list[Path], arrival_date: str) -> str:
         f"CAST(j.{f.name} AS VARCHAR) AS x_{f.name}, starts_with(CAST(j.{f.name} AS VARCHAR), '\"') AS q_{f.name}"
         for f in fields
     )
+    # the same texts from the last-member-wins object, on the rare lines that repeat a name
+    repaired = ",\n        ".join(
+        f"CASE WHEN repeated THEN CAST(j2.{f.name} AS VARCHAR) ELSE x_{f.name} END AS x_{f.name}, "
+        f"CASE WHEN repeated THEN starts_with(CAST(j2.{f.name} AS VARCHAR), '\"') ELSE q_{f.name} END AS q_{f.name}"
+        for f in fields
+    )
     typed = [(f, *_typed(f)) for f in fields]
     values = ",\n        ".join(f"{expr} AS {f.name}" for f, expr, _ in typed)
     checks = "\n        AND ".join(f"coalesce({ok}, false)" for _, _, ok in typed)
@@ -197,24 +223,43 @@ texts AS (
         {texts}
     FROM parsed
 ),
-objects AS (
+checked AS (
     -- CASE, not AND / OR: DuckDB evaluates every operand of AND / OR on every row, CASE only where needed
-    SELECT *,
-           CASE WHEN j IS NULL THEN false
+    -- form: 0 not a JSON object, 1 proven strict by counting, 2 needs a closer look
+    SELECT * EXCLUDE (j),
+           CASE WHEN j IS NULL THEN 0
                 WHEN NOT CASE WHEN starts_with(raw, '{{') THEN true
-                              ELSE ltrim(raw, ' ' || chr(9))[1] = '{{' END THEN false
-                WHEN {plainly_strict_sql(fields)} THEN true
+                              ELSE ltrim(raw, ' ' || chr(9))[1] = '{{' END THEN 0
+                WHEN {plainly_strict_sql(fields)} THEN 1
+                ELSE 2 END AS form
+    FROM texts
+),
+objects AS (
+    SELECT * EXCLUDE (form),
+           CASE WHEN form < 2 THEN form = 1
                 -- yyjson also takes nan / inf / infinity in any letter case: ILIKE, not contains.
                 WHEN raw ILIKE '%nan%' OR raw ILIKE '%inf%' OR regexp_matches(raw, '{LENIENT_JSON_PATTERN}')
                 THEN {STRICT_JSON_OBJECT_UDF}(raw)
-                ELSE true END AS is_object
-    FROM texts
+                ELSE true END AS is_object,
+           -- a name given twice (yyjson read the first, the contract's readers keep the last)
+           CASE WHEN form = 2 THEN len(json_keys(raw)) <> len(list_distinct(json_keys(raw))) ELSE false END
+               AS repeated
+    FROM checked
+),
+last_wins AS (
+    SELECT *, CASE WHEN repeated THEN from_json({LAST_MEMBER_WINS_UDF}(raw), '{struct}') END AS j2
+    FROM objects
+),
+repaired AS (
+    SELECT raw, src, is_object,
+        {repaired}
+    FROM last_wins
 ),
 valued AS (
     SELECT raw, src, is_object, x_event_id,
         {values},
         ({checks}) AS types_ok
-    FROM objects
+    FROM repaired
 ),
 timed AS (
     SELECT *,
