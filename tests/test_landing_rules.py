@@ -73,6 +73,8 @@ def raw_line(row: dict, **changes) -> str:
         raw_line(impression("e1", T)).replace('"price": 5.0', '"price": 0x5'),
         # an escaped quote must not let a NaN pass as part of a string
         raw_line(impression("e1", T))[:-1] + ', "note": "a\\"b", "x": NaN}',
+        # a lone UTF-16 surrogate encodes no character
+        raw_line(impression("e1", T)).replace('"user_id": "u1"', '"user_id": "u\\ud800"'),
     ],
 )
 def test_rule1_malformed(data_dir: DataDir, line: str) -> None:
