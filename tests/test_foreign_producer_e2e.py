@@ -4,7 +4,8 @@ The external check runs the pipeline on data it has never seen, from a generator
 ours. Our generator writes compact JSON with a fixed key order; this test re-encodes every
 well-formed line of a generated data directory into an equivalent spelling (shuffled keys,
 blanks and tabs between tokens, ``\\u`` escapes in keys and values, ``+00:00`` instead of ``Z``,
-numbers in exponent form, extra nested fields, CRLF files, gzip files), leaves every other line
+numbers in exponent form, extra nested fields, a name given twice with the real value last, CRLF
+files, gzip files), leaves every other line
 byte for byte, and checks that nothing a reader of the SPEC would call the same data changes:
 
 - the marts equal the independent implementation on the re-encoded data, to the cent;
@@ -44,6 +45,10 @@ def _strict_object(raw: bytes) -> dict | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def _repeats_a_name(pairs: list[tuple[str, object]]) -> bool:
+    return len(pairs) != len({name for name, _ in pairs})
 
 
 def _string(text: str, rng: random.Random) -> str:
@@ -96,10 +101,13 @@ def reencode(log: str, obj: dict, rng: random.Random) -> str:
     if rng.random() < 0.25:
         items += list(rng.choice(EXTRAS).items())
     rng.shuffle(items)
+    if rng.random() < 0.05:  # a name given twice: the last value counts, so a decoy before it changes nothing
+        at = rng.randrange(len(items))
+        items.insert(rng.randrange(at + 1), (items[at][0], ["decoy", None]))
     members = []
     for name, value in items:
         key = _string(name, rng)
-        text = _value(log, name, value, rng) if name in obj else json.dumps(value)
+        text = _value(log, name, value, rng) if name in obj and value is obj[name] else json.dumps(value)
         members.append(f"{rng.choice(BLANKS)}{key}{rng.choice(BLANKS)}:{rng.choice(BLANKS)}{text}{rng.choice(BLANKS)}")
     return "{" + ",".join(members) + rng.choice(BLANKS) + "}"
 
@@ -118,8 +126,10 @@ def rewrite(src: Path, dst: Path, seed: int) -> Counter:
                 out.append(raw)
                 seen["kept"] += 1
             else:
-                out.append(reencode(path.parent.parent.name, obj, rng).encode())
+                text = reencode(path.parent.parent.name, obj, rng)
+                out.append(text.encode())
                 seen["re-encoded"] += 1
+                seen["names given twice"] += json.loads(text, object_pairs_hook=_repeats_a_name)
         eol = b"\r\n" if rng.random() < 0.3 else b"\n"
         body = eol.join(line.rstrip(b"\r") for line in out)
         target = dst / path.relative_to(src)
@@ -146,7 +156,7 @@ def foreign(tmp_path_factory: pytest.TempPathFactory):
 def test_rewrite_changed_the_spelling(foreign) -> None:
     _, root, _, seen = foreign
     assert seen["re-encoded"] > 15_000 and seen["kept"] > 200  # malformed lines and blanks stay as they are
-    assert seen["gzip files"] and seen["crlf files"]
+    assert seen["gzip files"] and seen["crlf files"] and seen["names given twice"] > 500
     sample = next((root / "raw" / "impressions").rglob("*.jsonl")).read_text().splitlines()[:200]
     assert any("\\u" in line for line in sample) and any("+00:00" in line for line in sample)
     assert any("_trace" in line for line in sample) and any(": " in line or "\t" in line for line in sample)
