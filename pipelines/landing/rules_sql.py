@@ -39,33 +39,33 @@ _SQL_TYPE = {
 }
 
 
+_NOT_JSON = object()
+
+
+def _reject_constant(_: str) -> None:
+    raise ValueError("NaN/Infinity are not JSON")
+
+
+def _strict_loads(raw: str | None) -> object:
+    """``raw`` parsed as RFC 8259 JSON (no NaN, no trailing commas), or ``_NOT_JSON``."""
+    if raw is None:
+        return _NOT_JSON
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except ValueError:
+        return _NOT_JSON
+
+
 def strict_json_object(raw: str | None) -> bool:
     """True when ``raw`` is an RFC 8259 JSON object (no NaN, no trailing commas)."""
-
-    def reject_constant(_: str) -> None:
-        raise ValueError("NaN/Infinity are not JSON")
-
-    if raw is None:
-        return False
-    try:
-        return isinstance(json.loads(raw, parse_constant=reject_constant), dict)
-    except ValueError:
-        return False
+    return isinstance(_strict_loads(raw), dict)
 
 
 def last_member_wins(raw: str | None) -> str | None:
     """The object re-written with one member per name, the last one (as Python's, JavaScript's
-    and Go's readers keep it), for lines that repeat a declared member; NULL when not strict JSON."""
-
-    def reject_constant(_: str) -> None:
-        raise ValueError("NaN/Infinity are not JSON")
-
-    if raw is None:
-        return None
-    try:
-        return json.dumps(json.loads(raw, parse_constant=reject_constant), separators=(",", ":"))
-    except ValueError:
-        return None
+    and Go's readers keep it), for lines that repeat a name; NULL when not strict JSON."""
+    value = _strict_loads(raw)
+    return None if value is _NOT_JSON else json.dumps(value, separators=(",", ":"))
 
 
 def register_udfs(con: duckdb.DuckDBPyConnection) -> None:

@@ -319,7 +319,7 @@ def _differs(got: pl.Expr, want: pl.Expr, money: bool) -> pl.Expr:
     if money:
         slack = CENT + RELATIVE * pl.max_horizontal(got.abs(), want.abs())
         same = (got == want) | (got.is_nan() & want.is_nan())
-        return ~same & ((got - want).abs() > slack).fill_null(True)
+        return ~same & ((got - want).abs() > slack)
     return got != want
 
 
