@@ -15,6 +15,7 @@ import pytest
 
 from pipelines import bench
 from pipelines.generate import generate_dataset
+from pipelines.generate.markets import REFUND_MAX_DAYS
 
 START = dt.date(2025, 3, 1)
 
@@ -88,3 +89,43 @@ def test_stream_differences() -> None:
         "max_relative_difference"
     ] == pytest.approx(0.1 / 1.1, rel=1e-6)
     assert bench.stream_differences(bare, {})["max_relative_difference"] == 1.0
+
+
+def test_bench_incremental_times_the_same_day_repeatedly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both histories end on the same calendar day, so the timed runs do the same work, and each
+    repeat starts from the same lake (the snapshot is restored between runs)."""
+
+    def on_time(data_dir: str, start: str, days: int, events_per_day: int, seed: int) -> dict:
+        stats = generate_dataset(
+            Path(data_dir), dt.date.fromisoformat(start), days, events_per_day, seed, dirt_rate=0, late_rate=0
+        )
+        return {"events": stats.total_events, "seconds": stats.seconds, "events_per_s": 1}
+
+    monkeypatch.setattr(bench, "run_generate", on_time)
+    # both histories reach back past the longest refund delay (a refund is a new event of a later day)
+    histories = [REFUND_MAX_DAYS + 1, REFUND_MAX_DAYS + 2]
+    out = bench.bench_incremental(tmp_path, START, histories, 200, 5, repeats=2, isolate=False, core_only=True)
+    day = START + dt.timedelta(days=histories[-1])
+    assert out["day"] == day.isoformat() and out["repeats"] == 2
+    short, long = (out["runs"][str(h)] for h in histories)
+    assert short["success"] and long["success"]
+    assert len(short["samples_s"]) == len(long["samples_s"]) == 2
+    assert short["seconds"] in short["samples_s"]
+    assert short["events"] == long["events"] > 0  # the same day's raw files, whatever the history
+    assert out["ratio_longest_to_shortest"] == pytest.approx(long["seconds"] / short["seconds"], rel=1e-2)
+    data_dir = tmp_path / f"incr-{histories[-1]}x200-s5"
+    assert not data_dir.with_name(f"{data_dir.name}.before-run").exists()  # the snapshot is removed
+    import duckdb
+
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        dates = con.sql("SELECT DISTINCT event_date FROM marts.revenue_by_stream ORDER BY 1").fetchall()
+        rows = con.sql("SELECT count(*) FROM marts.revenue_by_stream").fetchall()[0][0]
+    assert [d for (d,) in dates] == [START + dt.timedelta(days=i) for i in range(histories[-1] + 1)]
+    assert rows == 4 * len(dates)  # four streams a day, never doubled by the repeat
+
+
+def test_median_run_prefers_a_failure() -> None:
+    runs = [{"success": True, "seconds": s} for s in (3.0, 1.0, 2.0)]
+    assert bench.median_run(runs)["seconds"] == 2.0
+    assert bench.median_run(runs[:2])["seconds"] == 1.0  # even count: the lower middle
+    assert bench.median_run([*runs, {"success": False, "seconds": 9.0}])["success"] is False
