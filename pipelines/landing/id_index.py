@@ -49,11 +49,16 @@ def write_id_index(con: duckdb.DuckDBPyConnection | None, accepted: list[Path], 
     os.replace(tmp, path)
 
 
+def _footer(path: Path) -> pq.FileMetaData | None:
+    return pq.read_metadata(path) if path.exists() else None
+
+
+def _current(footer: pq.FileMetaData | None) -> bool:
+    return footer is not None and (footer.metadata or {}).get(_SCHEME_KEY) == hash_scheme().encode()
+
+
 def is_current(path: Path) -> bool:
-    if not path.exists():
-        return False
-    metadata = pq.read_schema(path).metadata or {}
-    return metadata.get(_SCHEME_KEY) == hash_scheme().encode()
+    return _current(_footer(path))
 
 
 def landed_arrivals(data: DataDir, log: str) -> list[dt.date]:
@@ -67,8 +72,14 @@ def landed_arrivals(data: DataDir, log: str) -> list[dt.date]:
 
 def id_index(data: DataDir, log: str, arrival: dt.date, con: duckdb.DuckDBPyConnection) -> Path:
     """The partition's index, rebuilt first when it is missing or was hashed by another DuckDB."""
-    partition = data.landing_partition(log, arrival)
-    path = partition / INDEX_FILE
-    if not is_current(path):
-        write_id_index(con, sorted(partition.glob("*/*.parquet")), path)
-    return path
+    return id_index_rows(data, log, arrival, con)[0]
+
+
+def id_index_rows(data: DataDir, log: str, arrival: dt.date, con: duckdb.DuckDBPyConnection) -> tuple[Path, int]:
+    """:func:`id_index` and its row count, from one read of its footer."""
+    path = data.landing_partition(log, arrival) / INDEX_FILE
+    footer = _footer(path)
+    if not _current(footer):
+        write_id_index(con, sorted(path.parent.glob("*/*.parquet")), path)
+        footer = pq.read_metadata(path)
+    return path, footer.num_rows

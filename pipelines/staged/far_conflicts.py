@@ -24,12 +24,11 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-import pyarrow.parquet as pq
 
 from pipelines.contract import MAX_LATENESS_DAYS, Reason
 from pipelines.duck import compute_connection, sql_list
 from pipelines.lake import DataDir
-from pipelines.landing.id_index import id_index, landed_arrivals
+from pipelines.landing.id_index import id_index_rows, landed_arrivals
 from pipelines.landing.land import landing_sources
 
 # (hash, date) rows held at once: 12 bytes each plus a sorted copy, about 0.5 GB.
@@ -78,8 +77,8 @@ def find_far_conflicts(
     """Ids with a copy on one of ``days`` and another copy more than 3 event days away."""
     days = sorted(set(days))
     with compute_connection(data) as con:
-        indexes = [id_index(data, log, arrival, con) for arrival in landed_arrivals(data, log)]
-        total = sum(pq.read_metadata(p).num_rows for p in indexes)
+        found = [id_index_rows(data, log, arrival, con) for arrival in landed_arrivals(data, log)]
+        indexes, total = [path for path, _ in found], sum(rows for _, rows in found)
         if not days or not total:
             return FarConflicts(log, _EMPTY)
         chunks = max(1, -(-total // (chunk_rows or CHUNK_ROWS)))
