@@ -5,7 +5,8 @@ Modes (``--mode``):
 - ``full`` (default): generate ``--days`` × ``--events-per-day`` events, run the whole
   pipeline through Dagster (``pipelines.runner.execute_range``, in this process), then
   compute revenue by stream with ONE bare DuckDB statement over the same raw files
-  (``read_json`` joined to the reference tables, dirt rules aside): the engine's ceiling.
+  (``read_json`` joined to the reference tables, dirt rules aside): the engine's ceiling,
+  timed ``--repeats`` times (3 by default; the median counts).
   Reports events/s end to end, time per stage (from Dagster's step events), the share
   of pandera validation, peak RSS of this process and the ratio pipeline / bare DuckDB.
   ``--days 1 --events-per-day 30000000`` measures the peak RSS of one large day.
@@ -291,17 +292,21 @@ GROUP BY ALL ORDER BY ALL
 """
 
 
-def run_bare(data_dir: str, start: str, end: str) -> dict[str, Any]:
-    """Time the bare statement (run in a child process by the benchmark)."""
+def run_bare(data_dir: str, start: str, end: str, repeats: int = 1) -> dict[str, Any]:
+    """Time the bare statement ``repeats`` times, each on a fresh connection (run in a child
+    process by the benchmark); the median counts, as one run varies by 10–20 %."""
     import duckdb
 
     sql = bare_sql(Path(data_dir), dt.date.fromisoformat(start), dt.date.fromisoformat(end))
-    began = time.perf_counter()
-    with duckdb.connect() as con:
-        rows = con.execute(sql).fetchall()
-    seconds = time.perf_counter() - began
+    samples = []
+    for _ in range(max(1, repeats)):
+        began = time.perf_counter()
+        with duckdb.connect() as con:
+            rows = con.execute(sql).fetchall()
+        samples.append(round(time.perf_counter() - began, 3))
     return {
-        "seconds": round(seconds, 3),
+        "seconds": sorted(samples)[(len(samples) - 1) // 2],
+        "samples_s": samples,
         "rows": [[r[0].isoformat(), r[1], *r[2:6], int(r[6])] for r in rows],
     }
 
@@ -434,8 +439,10 @@ def bench_full(
     isolate: bool = True,
     reuse: bool = False,
     core_only: bool = False,
+    repeats: int = 3,
 ) -> dict[str, Any]:
-    """Generate, run the pipeline, run the bare statement; one JSON-able dict."""
+    """Generate, run the pipeline, run the bare statement (``repeats`` times, the median counts);
+    one JSON-able dict."""
     data_dir = root / f"full-{days}x{events_per_day}-s{seed}"
     end = start + dt.timedelta(days=days - 1)
     generator = None
@@ -455,9 +462,12 @@ def bench_full(
     pipeline["import_seconds"] = import_s
     pipeline["core_only"] = core_only
     _print(_describe_run("pipeline", pipeline))
-    bare = _in_child(isolate, run_bare, str(data_dir), start.isoformat(), end.isoformat())
+    bare = _in_child(isolate, run_bare, str(data_dir), start.isoformat(), end.isoformat(), repeats)
     bare["events_per_s"] = round(pipeline["events"] / bare["seconds"]) if bare["seconds"] else 0
-    _print(f"bare DuckDB statement: {bare['seconds']} s = {bare['events_per_s']:,} events/s")
+    _print(
+        f"bare DuckDB statement: {bare['seconds']} s = {bare['events_per_s']:,} events/s "
+        f"(median of {bare['samples_s']})"
+    )
     got = {(r[0], r[1]): tuple(r[2:]) for r in bare.pop("rows")}
     agreement = stream_differences(got, _marts_by_stream(data_dir)) if pipeline["success"] else None
     ratio = round(pipeline["seconds"] / bare["seconds"], 2) if bare["seconds"] else None
@@ -666,7 +676,8 @@ def main(argv: list[str] | None = None) -> int:
         "--repeats",
         type=int,
         default=int(os.environ.get("BENCH_REPEATS", 3)),
-        help="incremental mode: time each one-day run this many times from the same state; the median counts",
+        help="time the bare statement (full mode) and each one-day run (incremental mode, from the same "
+        "state) this many times; the median counts",
     )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--reuse", action="store_true", help="full mode: reuse generated data of the same size")
@@ -703,6 +714,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.seed,
                 reuse=args.reuse,
                 core_only=args.core_only,
+                repeats=args.repeats,
             )
         if args.mode in ("incremental", "all"):
             results["incremental"] = bench_incremental(
