@@ -564,6 +564,7 @@ def _snapshot_outputs(data_dir: Path) -> Path:
     snapshot = data_dir.parent / f"{data_dir.name}.before-run"
     shutil.rmtree(snapshot, ignore_errors=True)
     snapshot.mkdir()
+    CREATED.append(snapshot)  # removed at the end even if a run fails in between
     for name in _RUN_OUTPUTS:
         source = data_dir / name
         if source.is_dir():
