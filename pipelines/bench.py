@@ -562,27 +562,25 @@ _RUN_OUTPUTS = ("lake", "warehouse.duckdb", "reports")
 def _snapshot_outputs(data_dir: Path) -> Path:
     """A copy of what a run writes, to time the same run again from the same state."""
     snapshot = data_dir.parent / f"{data_dir.name}.before-run"
-    shutil.rmtree(snapshot, ignore_errors=True)
-    snapshot.mkdir()
     CREATED.append(snapshot)  # removed at the end even if a run fails in between
-    for name in _RUN_OUTPUTS:
-        source = data_dir / name
-        if source.is_dir():
-            shutil.copytree(source, snapshot / name, symlinks=True)
-        elif source.exists():
-            shutil.copy2(source, snapshot / name)
+    _copy_outputs(data_dir, snapshot)
     return snapshot
 
 
 def _rewind_outputs(data_dir: Path, snapshot: Path) -> None:
     """Put the data directory back as :func:`_snapshot_outputs` found it."""
+    _copy_outputs(snapshot, data_dir)
+
+
+def _copy_outputs(source_dir: Path, target_dir: Path) -> None:
+    """Make ``target_dir``'s run outputs exactly ``source_dir``'s (absent ones removed)."""
+    target_dir.mkdir(exist_ok=True)
     for name in _RUN_OUTPUTS:
-        target = data_dir / name
+        source, target = source_dir / name, target_dir / name
         if target.is_dir():
             shutil.rmtree(target)
         else:
             target.unlink(missing_ok=True)
-        source = snapshot / name
         if source.is_dir():
             shutil.copytree(source, target, symlinks=True)
         elif source.exists():
