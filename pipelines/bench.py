@@ -305,7 +305,7 @@ def run_bare(data_dir: str, start: str, end: str, repeats: int = 1) -> dict[str,
             rows = con.execute(sql).fetchall()
         samples.append(round(time.perf_counter() - began, 3))
     return {
-        "seconds": sorted(samples)[(len(samples) - 1) // 2],
+        "seconds": lower_median(samples),
         "samples_s": samples,
         "rows": [[r[0].isoformat(), r[1], *r[2:6], int(r[6])] for r in rows],
     }
@@ -545,14 +545,19 @@ def bench_incremental(
     return out
 
 
+def lower_median(values: list[float]) -> float:
+    """The median, or the lower of the two middle values for an even count (always a sample)."""
+    return sorted(values)[(len(values) - 1) // 2]
+
+
 def median_run(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """The sample with the median wall time (the lower middle one for an even count); a failed
-    sample wins, so a failure is never hidden by a faster success."""
+    """The sample with the median wall time (:func:`lower_median`); a failed sample wins, so a
+    failure is never hidden by a faster success."""
     failed = [r for r in samples if not r["success"]]
     if failed:
         return dict(failed[0])
-    ordered = sorted(samples, key=lambda r: r["seconds"])
-    return dict(ordered[(len(ordered) - 1) // 2])
+    seconds = lower_median([r["seconds"] for r in samples])
+    return dict(next(r for r in samples if r["seconds"] == seconds))
 
 
 # What a run writes into a data directory; everything else (raw, reference) it only reads.
