@@ -52,6 +52,35 @@ def file_groups(files: list[Path]) -> list[list[Path]]:
     return [[p] for p in large] + ([small] if small else [])
 
 
+# Reading NDJSON as lines of text: DuckDB's CSV reader with no quote, no escape and a separator that
+# valid JSON never holds (RFC 8259 forbids raw control characters; its whitespace is space, tab, CR
+# and LF). A line may still hold it: such a line is malformed, and must neither be cut short (its head
+# could be a valid object) nor vanish (a line of the separator alone would read as an empty row). So
+# what follows the separator is read into a second column and the line is put back together; text
+# after a second separator is not kept (the line is still quarantined as malformed). NULL is spelled
+# as a line end, which no field can be, so every line reads as text and empty lines are skipped.
+LINE_SEPARATOR = "\x1f\x1e"
+# Line ends: LF, CRLF and a lone CR, mixed as they come (as Python's ``bytes.splitlines``). Left to
+# itself the reader takes the first line end it meets as the file's only kind: after a CRLF it read
+# 'B\\rC' as 'B' and lost 'C'. An explicit new_line keeps it from settling on one.
+# Lines up to this long are read whole (DuckDB's default stops at 2 MB); a longer one goes to the
+# reader's reject table and is quarantined as malformed. The buffer matches it, which keeps the
+# reader's memory as it is by default (~200 MB for a 700 MB file).
+MAX_LINE_BYTES = 32 << 20
+
+
+def read_lines_sql(files_sql: str, *, filename: bool = False) -> str:
+    """SELECT every line of the files as ``raw`` (plus ``filename``): the text between line ends,
+    blank lines included but empty ones left out; undecodable lines go to the reject table."""
+    return f"""SELECT CASE WHEN rest IS NULL THEN raw ELSE raw || '{LINE_SEPARATOR}' || rest END AS raw
+                      {", filename" if filename else ""}
+    FROM read_csv({files_sql}, columns = {{'raw': 'VARCHAR', 'rest': 'VARCHAR'}}, header = false,
+                  delim = '{LINE_SEPARATOR}', quote = '', escape = '', nullstr = '\n', auto_detect = false,
+                  filename = {str(filename).lower()}, comment = '', strict_mode = false, null_padding = true,
+                  store_rejects = true, max_line_size = {MAX_LINE_BYTES}, buffer_size = {MAX_LINE_BYTES},
+                  new_line = '\\n')"""
+
+
 def union_of_scans(files: list[Path], scan: Callable[[str], str]) -> str:
     """``scan(list literal)`` for each group of :func:`file_groups`, as one UNION ALL."""
     return "\nUNION ALL\n".join(scan(sql_list(group)) for group in file_groups(files))

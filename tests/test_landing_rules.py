@@ -232,6 +232,31 @@ def test_a_lone_carriage_return_ends_a_line(data_dir: DataDir) -> None:
     assert count_raw_lines(data_dir, "impressions", DAY) == 5
 
 
+@pytest.mark.parametrize(
+    "ends",
+    [
+        (b"\r\n", b"\r", b"\n"),  # CRLF first, then a lone CR
+        (b"\r\r\n", b"\r\r\n", b"\n"),  # CR before CRLF: a blank line between
+        (b"\n", b"\r\n", b"\r"),
+        (b"\r", b"\n\r", b"\r\n"),
+    ],
+)
+def test_line_ends_of_every_kind_mixed_in_one_file(data_dir: DataDir, ends: tuple[bytes, ...]) -> None:
+    """Whatever line end comes first, every later LF, CRLF or lone CR still ends a line (DuckDB's
+    reader, left to itself, settles on the first kind it meets and then read 'B\\rC' as 'B')."""
+    from pipelines.quality.reconcile import count_raw_lines
+
+    folder = data_dir.root / "raw" / "impressions" / f"dt={ARRIVAL}"
+    folder.mkdir(parents=True)
+    ids = ["a", "b", "c", "d"]
+    lines = [json.dumps(impression(i, T)).encode() for i in ids]
+    (folder / "mixed.jsonl").write_bytes(b"".join(line + end for line, end in zip(lines, (*ends, b""), strict=True)))
+    stats = land_partition(data_dir, "impressions", DAY)
+    assert accepted_ids(data_dir) == set(ids)
+    assert (stats.landed, stats.by_reason) == (4, {})
+    assert count_raw_lines(data_dir, "impressions", DAY) == 4
+
+
 def test_a_name_given_twice_keeps_its_last_value(data_dir: DataDir) -> None:
     """RFC 8259 leaves repeated names open; Python's, JavaScript's and Go's readers keep the last
     value, and so does landing (DuckDB's reader would keep the first)."""
@@ -323,6 +348,39 @@ def test_raw_line_count_skips_blank_lines_only(data_dir: DataDir) -> None:
     (folder / "part-0.jsonl").write_text("\n".join(lines) + "\n")
     assert count_raw_lines(data_dir, "impressions", DAY) == 6
     assert land_partition(data_dir, "impressions", DAY).landed == 6
+
+
+def test_lines_holding_the_readers_separator_are_malformed_whole_not_cut_or_dropped(data_dir: DataDir) -> None:
+    """The line reader splits at bytes valid JSON never holds (0x1F 0x1E); a line that holds them is
+    malformed, is not cut to a valid head, and keeps its text in the quarantine."""
+    from pipelines.duck import LINE_SEPARATOR
+    from pipelines.quality.reconcile import count_raw_lines
+
+    good = json.dumps(impression("good", T))
+    odd = [
+        json.dumps(impression("cut", T)) + LINE_SEPARATOR + " garbage",  # a valid head
+        LINE_SEPARATOR,
+        LINE_SEPARATOR + json.dumps(impression("tail", T)),
+        "\x1e" + LINE_SEPARATOR + "\x1e",
+        LINE_SEPARATOR + LINE_SEPARATOR,  # text after a second separator is not kept, the line is
+    ]
+    folder = data_dir.root / "raw" / "impressions" / f"dt={ARRIVAL}"
+    folder.mkdir(parents=True)
+    (folder / "part-0.jsonl").write_text("\n".join([good, *odd, "", good.replace("good", "also")]) + "\n")
+    stats = land_partition(data_dir, "impressions", DAY)
+    assert (stats.landed, stats.accepted, stats.by_reason) == (7, 2, {"malformed": 5})
+    assert count_raw_lines(data_dir, "impressions", DAY) == 7
+    assert accepted_ids(data_dir) == {"good", "also"}
+    q = data_dir.quarantine_file("landing", "impressions", DAY)
+    kept = sorted(r[0] for r in duckdb.sql(f"SELECT raw FROM read_parquet('{q}')").fetchall())
+    assert kept == sorted([*odd[:-1], LINE_SEPARATOR])
+
+
+def test_a_line_of_several_megabytes_is_read_whole(data_dir: DataDir) -> None:
+    """The SPEC sets no line length: an event with a 3 MB extra field is accepted (DuckDB's reader
+    stops at 2 MB by default)."""
+    stats = land(data_dir, "impressions", [impression("long", T) | {"note": "x" * 3_000_000}, impression("a", T)])
+    assert (stats.landed, stats.accepted) == (2, 2)
 
 
 def test_large_files_are_scanned_alone_and_land_the_same(data_dir: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:

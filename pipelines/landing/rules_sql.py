@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.contract import FIELDS, MAX_LATENESS_DAYS, Field, JsonType, Reason
-from pipelines.duck import union_of_scans
+from pipelines.duck import read_lines_sql, union_of_scans
 
 # ISO-8601 in UTC as the contract allows it: Z or +00:00, optional fraction.
 TIMESTAMP_PATTERN = r"\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|\+00:00)"
@@ -175,12 +175,8 @@ def bucket_expr(buckets: int) -> str:
 
 
 def _read_lines(files_sql: str) -> str:
-    """Every line of the files, as text with its file name (no CSV parsing: no quote, escape or
-    delimiter that can occur in a line); undecodable lines go to the reject table."""
-    return f"""SELECT raw, parse_filename(filename) AS src
-    FROM read_csv({files_sql}, columns = {{'raw': 'VARCHAR'}}, header = false, delim = '\x1f\x1e',
-                  quote = '', escape = '', auto_detect = false, filename = true, comment = '',
-                  strict_mode = false, null_padding = true, store_rejects = true)"""
+    """Every line of the files, as text with its file name (see :func:`pipelines.duck.read_lines_sql`)."""
+    return f"SELECT raw, parse_filename(filename) AS src FROM ({read_lines_sql(files_sql, filename=True)})"
 
 
 def landing_select(log: str, files: list[Path], arrival_date: str) -> str:

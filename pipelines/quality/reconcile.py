@@ -13,7 +13,7 @@ import duckdb
 import polars as pl
 
 from pipelines.contract import LOGS, MAX_LATENESS_DAYS
-from pipelines.duck import union_of_scans
+from pipelines.duck import read_lines_sql, union_of_scans
 from pipelines.lake import DataDir
 from pipelines.landing.land import landing_files_for_event_date, raw_files
 
@@ -37,12 +37,7 @@ def count_raw_lines(data: DataDir, log: str, day: dt.date, con: duckdb.DuckDBPyC
     if not files:
         return 0
 
-    def scan(files_sql: str) -> str:
-        return f"""SELECT raw FROM read_csv({files_sql}, columns = {{'raw': 'VARCHAR'}}, header = false,
-                     delim = '\x1f\x1e', quote = '', escape = '', auto_detect = false, strict_mode = false,
-                     null_padding = true, store_rejects = true)"""
-
-    sql = f"""SELECT count(*) FROM ({union_of_scans(files, scan)})
+    sql = f"""SELECT count(*) FROM ({union_of_scans(files, read_lines_sql)})
               -- a non-blank character; CASE, not OR: the regex only runs on lines that do not open an object
               WHERE CASE WHEN starts_with(raw, '{{') THEN true ELSE regexp_matches(raw, '[^ \\t\\r]') END"""
     # Lines the reader cannot decode (invalid UTF-8) land in its reject table; they are lines too.
