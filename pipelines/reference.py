@@ -40,6 +40,18 @@ _KEYS = {
 }
 
 
+# Columns the rules and the revenue read: an empty value there would surface much later (an event
+# without a region fails the facts check, a rate of NULL gives NULL revenue), so it fails the load.
+_REQUIRED = {
+    "countries": ["country", "region"],
+    "fx_rates": ["date", "currency", "usd_per_unit"],
+    "store_fees": ["platform", "fee_rate"],
+    "gift_catalog": ["gift_type"],
+    "shop_categories": ["category", "referral_fee_rate"],
+    "parameters": ["name", "value"],
+}
+
+
 class ReferenceError(ValueError):
     """A reference table is missing or unusable; the message names the file."""
 
@@ -103,6 +115,11 @@ def _read(path: Path, table: str) -> pl.DataFrame:
             line, value = first["line"], first[column]
             kind = "a YYYY-MM-DD date" if dtype == pl.Date else f"of type {dtype}"
             raise ReferenceError(f"{path}, line {line}: {column} {value!r} is not {kind} ({bad.height} such rows)")
+    for column in _REQUIRED[table]:
+        empty = frame.with_row_index("line", offset=2).filter(pl.col(column).is_null() | (pl.col(column) == ""))
+        if empty.height:
+            line = empty.row(0, named=True)["line"]
+            raise ReferenceError(f"{path}, line {line}: {column} is empty ({empty.height} such rows)")
     frame = typed
     dupes = frame.filter(pl.struct(_KEYS[table]).is_duplicated())
     if dupes.height:

@@ -58,6 +58,14 @@ STREAM = {
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)$")
 
 
+def _as_float(value: int | float) -> float:
+    """A JSON number as a double: an integer literal too large for one is infinite (as 1e400 parses)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def _reject_constant(_: str) -> None:
     raise ValueError("not JSON")
 
@@ -79,7 +87,7 @@ def _type_ok(kind: str, value: object) -> bool:
 
 
 def _parse_time(value: object) -> dt.datetime | None:
-    if not isinstance(value, str) or not TIME_RE.match(value):
+    if not isinstance(value, str) or not TIME_RE.fullmatch(value):  # match's $ would allow a final "\n"
         return None
     text = value.replace("Z", "+00:00")
     head, _, tail = text.partition(".")
@@ -93,8 +101,9 @@ def _parse_time(value: object) -> dt.datetime | None:
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
+    """Rows of a reference table; blanks around values do not count (the README's contract decision)."""
     with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+        return [{k: v.strip() for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def _lines(folder: Path):
@@ -107,6 +116,7 @@ def _lines(folder: Path):
             data = gzip.decompress(path.read_bytes())
         else:
             continue
+        data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark opening the file (RFC 8259 §8.1)
         for raw in data.splitlines():  # LF, CRLF or a lone CR, as Python's universal newlines
             if raw.strip(b" \t\r"):
                 yield path.name, raw
@@ -158,7 +168,7 @@ def reference_run(root: Path, start: dt.date, end: dt.date):
                     quarantine[(log, "late_arrival")] += 1
                     continue
                 identity = (ts,) + tuple(
-                    float(obj[f])
+                    _as_float(obj[f])
                     if k == NUM
                     else (str(obj[f]) if k in (ID, NSTR) and obj.get(f) is not None else obj.get(f))
                     for f, k in fields.items()
@@ -206,7 +216,7 @@ def _value_reason(log, e, countries, fees, gifts, cats, fx, day) -> str | None:
         if f in FIELDS[log] and e[f] not in allowed:
             return "invalid_value"
     for f in ("price", "amount", "coins"):
-        if f in FIELDS[log] and not 0 < e[f] < math.inf:  # 1e400 parses as inf: no finite amount
+        if f in FIELDS[log] and not 0 < _as_float(e[f]) < math.inf:  # 1e400 parses as inf: no finite amount
             return "invalid_value"
     if log == "fund_payouts" and e["qualified_views"] < 0:
         return "invalid_value"

@@ -72,6 +72,18 @@ def test_non_numeric_reference_value_names_file_line_and_value(
     assert err == f"revwh run: error: {fees}, line 3: fee_rate 'thirty' is not of type Float64 (1 such rows)"
 
 
+def test_an_empty_region_fails_before_the_run_naming_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_reference(tmp_path, dt.date(2025, 3, 1), dt.date(2025, 3, 4))
+    countries = tmp_path / "reference" / "countries.csv"
+    countries.write_text(countries.read_text() + "XY,Nowhere, ,USD\n")
+    assert run(["run", "--data-dir", str(tmp_path), "--start", "2025-03-01", "--end", "2025-03-01"]) == 2
+    lines = len(countries.read_text().splitlines())
+    err = capsys.readouterr().err.strip()
+    assert err == f"revwh run: error: {countries}, line {lines}: region is empty (1 such rows)"
+
+
 def test_a_range_without_raw_files_runs_but_warns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_reference(tmp_path, dt.date(2025, 3, 1), dt.date(2025, 3, 4))
     assert run(["run", "--data-dir", str(tmp_path), "--start", "2025-03-01", "--end", "2025-03-01", "--quiet"]) == 0
