@@ -440,9 +440,10 @@ def bench_full(
     reuse: bool = False,
     core_only: bool = False,
     repeats: int = 3,
+    ruled: bool = False,
 ) -> dict[str, Any]:
-    """Generate, run the pipeline, run the bare statement (``repeats`` times, the median counts);
-    one JSON-able dict."""
+    """Generate, run the pipeline, run the bare statement (``repeats`` times, the median counts)
+    and, with ``ruled``, the ruled statement (``pipelines.bench_ruled``, once); one JSON-able dict."""
     data_dir = root / f"full-{days}x{events_per_day}-s{seed}"
     end = start + dt.timedelta(days=days - 1)
     generator = None
@@ -472,6 +473,7 @@ def bench_full(
     agreement = stream_differences(got, _marts_by_stream(data_dir)) if pipeline["success"] else None
     ratio = round(pipeline["seconds"] / bare["seconds"], 2) if bare["seconds"] else None
     _print(f"ratio pipeline / bare DuckDB: {ratio}")
+    ruled_result = _ruled(data_dir, start, end, pipeline, bare, isolate) if ruled else None
     return {
         "data_dir": str(data_dir),
         "start": start.isoformat(),
@@ -482,9 +484,36 @@ def bench_full(
         "bare_duckdb": bare,
         "ratio_pipeline_to_bare": ratio,
         "bare_vs_marts": agreement,
+        "ruled_duckdb": ruled_result,
         "load_average_before": [round(x, 2) for x in load0],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def _ruled(
+    data_dir: Path, start: dt.date, end: dt.date, pipeline: dict[str, Any], bare: dict[str, Any], isolate: bool
+) -> dict[str, Any]:
+    """Time the ruled statement and split the pipeline / bare ratio into ruled / bare (what the
+    contract's rules cost in the engine) × pipeline / ruled (what the warehouse adds)."""
+    from pipelines.bench_ruled import run_ruled
+
+    ruled = _in_child(isolate, run_ruled, str(data_dir), start.isoformat(), end.isoformat())
+    got = {(r[0], r[1]): tuple(r[2:]) for r in ruled.pop("rows")}
+    marts = _marts_by_stream(data_dir) if pipeline["success"] else {}
+    ruled["vs_marts"] = stream_differences(got, marts) if marts else None
+    ruled["event_counts_equal"] = bool(marts) and {k: v[4] for k, v in got.items()} == {
+        k: v[4] for k, v in marts.items()
+    }
+    seconds = ruled["seconds"] or None
+    ruled["ratio_ruled_to_bare"] = round(seconds / bare["seconds"], 2) if seconds and bare["seconds"] else None
+    ruled["ratio_pipeline_to_ruled"] = round(pipeline["seconds"] / seconds, 2) if seconds else None
+    _print(
+        f"ruled DuckDB statement (rules 1-9, writes nothing): {ruled['seconds']} s (cpu {ruled['cpu_seconds']} s); "
+        f"ruled / bare {ruled['ratio_ruled_to_bare']}, pipeline / ruled {ruled['ratio_pipeline_to_ruled']}; "
+        f"equals the marts: {ruled['event_counts_equal']} (max relative difference "
+        f"{(ruled['vs_marts'] or {}).get('max_relative_difference')})"
+    )
+    return ruled
 
 
 def bench_incremental(
@@ -691,6 +720,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run only the core layers and their checks (no KPI marts, KPI checks or reports)",
     )
+    p.add_argument(
+        "--ruled",
+        action="store_true",
+        help="full mode: also time the contract's rules as one DuckDB statement that writes nothing "
+        "(pipelines.bench_ruled), to split the ratio into rules and warehouse; needs memory (11 GB for 5 x 3M)",
+    )
     p.add_argument("--out", type=Path, default=Path("bench-results.json"))
     args = p.parse_args(argv)
     if args.days < 1 or args.events_per_day < 1:
@@ -719,6 +754,7 @@ def main(argv: list[str] | None = None) -> int:
                 reuse=args.reuse,
                 core_only=args.core_only,
                 repeats=args.repeats,
+                ruled=args.ruled,
             )
         if args.mode in ("incremental", "all"):
             results["incremental"] = bench_incremental(
