@@ -10,6 +10,9 @@ Modes (``--mode``):
   Reports events/s end to end, time per stage (from Dagster's step events), the share
   of pandera validation, peak RSS of this process and the ratio pipeline / bare DuckDB.
   ``--days 1 --events-per-day 30000000`` measures the peak RSS of one large day.
+  ``--ruled`` also times the contract's rules as ONE DuckDB statement that writes nothing
+  (``pipelines.bench_ruled``): ruled / bare is what the rules cost in the engine, pipeline /
+  ruled what the warehouse adds; its revenue must equal the marts.
 - ``incremental``: for each history length H in ``--histories`` (default 7,90): land and
   stage H days, then time the run of the next day (its arrival days land fresh). Every H
   ends on the same calendar day, so the timed runs do the same work; each is timed
