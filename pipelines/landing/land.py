@@ -37,7 +37,7 @@ from pipelines.quality.quarantine import QUARANTINE_COLUMNS_SQL, write_empty_qua
 
 RAW_SUFFIXES = (".jsonl", ".jsonl.gz")
 # Bump when the landing rules change, so a re-run re-lands unchanged raw files.
-LANDING_VERSION = "4"  # 4: a name given twice keeps its last value
+LANDING_VERSION = "5"  # 4: a name given twice keeps its last value; 5: lines read whole (pipelines.duck)
 # Buckets per (arrival day, event date): enough that one bucket of a very large day fits in
 # memory in the staged step. Changing it re-lands (it is part of the fingerprint).
 DEFAULT_BUCKETS = 16
