@@ -216,6 +216,18 @@ def stream_differences(bare: dict[tuple[str, str], tuple], marts: dict[tuple[str
 
 
 # --------------------------------------------------------------------------- the bare statement
+def reference_ctes(ref: Path) -> str:
+    """``fx``, ``fees``, ``cats`` and ``params`` (per_coin) from the reference CSVs, for a WITH clause."""
+    return f"""fx AS (SELECT * FROM read_csv('{ref}/fx_rates.csv', header = true,
+                columns = {{'date': 'DATE', 'currency': 'VARCHAR', 'usd_per_unit': 'DOUBLE'}})),
+     fees AS (SELECT * FROM read_csv('{ref}/store_fees.csv', header = true,
+                columns = {{'platform': 'VARCHAR', 'fee_rate': 'DOUBLE'}})),
+     cats AS (SELECT * FROM read_csv('{ref}/shop_categories.csv', header = true,
+                columns = {{'category': 'VARCHAR', 'referral_fee_rate': 'DOUBLE'}})),
+     params AS (SELECT CAST(value AS DOUBLE) AS per_coin FROM read_csv('{ref}/parameters.csv', header = true,
+                columns = {{'name': 'VARCHAR', 'value': 'VARCHAR'}}) WHERE name = 'creator_usd_per_coin')"""
+
+
 def bare_sql(data_dir: Path, start: dt.date, end: dt.date) -> str:
     """ONE DuckDB statement: revenue by (event_date, stream) straight from the raw NDJSON of
     arrival days start..end+3, joined to fx / store fees / categories / parameters. No dirt
@@ -256,14 +268,7 @@ def bare_sql(data_dir: Path, start: dt.date, end: dt.date) -> str:
         )
 
     return f"""
-WITH fx AS (SELECT * FROM read_csv('{ref}/fx_rates.csv', header = true,
-                columns = {{'date': 'DATE', 'currency': 'VARCHAR', 'usd_per_unit': 'DOUBLE'}})),
-     fees AS (SELECT * FROM read_csv('{ref}/store_fees.csv', header = true,
-                columns = {{'platform': 'VARCHAR', 'fee_rate': 'DOUBLE'}})),
-     cats AS (SELECT * FROM read_csv('{ref}/shop_categories.csv', header = true,
-                columns = {{'category': 'VARCHAR', 'referral_fee_rate': 'DOUBLE'}})),
-     params AS (SELECT CAST(value AS DOUBLE) AS per_coin FROM read_csv('{ref}/parameters.csv', header = true,
-                columns = {{'name': 'VARCHAR', 'value': 'VARCHAR'}}) WHERE name = 'creator_usd_per_coin'),
+WITH {reference_ctes(ref)},
      rows AS (
         SELECT e.d, 'advertising' AS stream,
                CASE WHEN e.pricing_model = 'cpm' THEN e.price * fx.usd_per_unit / 1000

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipelines.bench import reference_ctes
 from pipelines.contract import (
     AD_FORMATS,
     ADULT_AGE,
@@ -154,14 +155,7 @@ def ruled_sql(data_dir: Path, start: dt.date, end: dt.date) -> str:
     return f"""
 WITH countries AS (SELECT country FROM read_csv('{ref}/countries.csv', header = true, all_varchar = true)),
      gift_types AS (SELECT gift_type FROM read_csv('{ref}/gift_catalog.csv', header = true, all_varchar = true)),
-     fx AS (SELECT * FROM read_csv('{ref}/fx_rates.csv', header = true,
-                columns = {{'date': 'DATE', 'currency': 'VARCHAR', 'usd_per_unit': 'DOUBLE'}})),
-     fees AS (SELECT * FROM read_csv('{ref}/store_fees.csv', header = true,
-                columns = {{'platform': 'VARCHAR', 'fee_rate': 'DOUBLE'}})),
-     cats AS (SELECT * FROM read_csv('{ref}/shop_categories.csv', header = true,
-                columns = {{'category': 'VARCHAR', 'referral_fee_rate': 'DOUBLE'}})),
-     params AS (SELECT CAST(value AS DOUBLE) AS per_coin FROM read_csv('{ref}/parameters.csv', header = true,
-                columns = {{'name': 'VARCHAR', 'value': 'VARCHAR'}}) WHERE name = 'creator_usd_per_coin'),
+     {reference_ctes(ref)},
      rows (event_date, stream, gross, fees, payouts) AS ({rows})
 SELECT event_date, stream, sum(gross) AS gross_revenue_usd, sum(fees) AS platform_fees_usd,
        sum(payouts) AS creator_payouts_usd, sum(gross) - sum(fees) - sum(payouts) AS net_revenue_usd,
