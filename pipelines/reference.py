@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -17,16 +18,14 @@ import polars as pl
 from pipelines.contract import REFERENCE_TABLES
 from pipelines.lake import DataDir
 
+# The columns the rules and the revenue read, with their types. Only these are checked: a data directory's
+# tables may differ (SPEC §6), and a value nobody reads (a country's name, a gift's coins, an unused
+# parameter) must not stop a run. The other columns of SPEC §1 are kept, as text, when present.
 _TYPES: dict[str, dict[str, pl.DataType]] = {
-    "countries": {
-        "country": pl.String,
-        "country_name": pl.String,
-        "region": pl.String,
-        "currency": pl.String,
-    },
+    "countries": {"country": pl.String, "region": pl.String},
     "fx_rates": {"date": pl.Date, "currency": pl.String, "usd_per_unit": pl.Float64},
     "store_fees": {"platform": pl.String, "fee_rate": pl.Float64},
-    "gift_catalog": {"gift_type": pl.String, "coins": pl.Int64},
+    "gift_catalog": {"gift_type": pl.String},
     "shop_categories": {"category": pl.String, "referral_fee_rate": pl.Float64},
     "parameters": {"name": pl.String, "value": pl.String},
 }
@@ -38,18 +37,11 @@ _KEYS = {
     "shop_categories": ["category"],
     "parameters": ["name"],
 }
-
-
-# Columns the rules and the revenue read: an empty value there would surface much later (an event
-# without a region fails the facts check, a rate of NULL gives NULL revenue), so it fails the load.
-_REQUIRED = {
-    "countries": ["country", "region"],
-    "fx_rates": ["date", "currency", "usd_per_unit"],
-    "store_fees": ["platform", "fee_rate"],
-    "gift_catalog": ["gift_type"],
-    "shop_categories": ["category", "referral_fee_rate"],
-    "parameters": ["name", "value"],
-}
+# Read columns that must not be empty: an empty value there would surface much later (an event without a
+# region fails the facts check, a rate of NULL gives NULL revenue), so it fails the load. A parameter's
+# value is checked where it is read (only creator_usd_per_coin is).
+_REQUIRED = {table: [c for c in types if (table, c) != ("parameters", "value")] for table, types in _TYPES.items()}
+CREATOR_USD_PER_COIN = "creator_usd_per_coin"
 
 
 class ReferenceError(ValueError):
@@ -95,16 +87,18 @@ class Reference:
 def _read(path: Path, table: str) -> pl.DataFrame:
     if not path.exists():
         raise ReferenceError(f"reference table missing: {path}")
-    expected = list(REFERENCE_TABLES[table])
+    read = list(_TYPES[table])
     try:
         frame = pl.read_csv(path, infer_schema=False)
     except Exception as exc:  # polars raises several error types for bad CSV
         raise ReferenceError(f"cannot read {path}: {exc}") from exc
-    missing = [c for c in expected if c not in frame.columns]
+    missing = [c for c in read if c not in frame.columns]
     if missing:
-        raise ReferenceError(f"{path}: missing column(s) {missing}; expected header {','.join(expected)}")
-    frame = frame.select(expected).with_columns(pl.col(pl.String).str.strip_chars())
-    typed = frame.select(
+        expected = ",".join(REFERENCE_TABLES[table])
+        raise ReferenceError(f"{path}: missing column(s) {missing}; expected header {expected}")
+    kept = [c for c in REFERENCE_TABLES[table] if c in frame.columns]  # SPEC §1's order (the fingerprint)
+    frame = frame.select(kept).with_columns(pl.col(pl.String).str.strip_chars())
+    typed = frame.with_columns(
         pl.col(c).str.to_date("%Y-%m-%d", strict=False) if t == pl.Date else pl.col(c).cast(t, strict=False)
         for c, t in _TYPES[table].items()
     )
@@ -120,23 +114,39 @@ def _read(path: Path, table: str) -> pl.DataFrame:
         if empty.height:
             line = empty.row(0, named=True)["line"]
             raise ReferenceError(f"{path}, line {line}: {column} is empty ({empty.height} such rows)")
-    frame = typed
-    dupes = frame.filter(pl.struct(_KEYS[table]).is_duplicated())
-    if dupes.height:
-        raise ReferenceError(f"{path}: duplicate key(s) {_KEYS[table]}: {dupes.head(3).to_dicts()}")
-    return frame
+    return _one_row_per_key(typed, table, path)
+
+
+def _one_row_per_key(frame: pl.DataFrame, table: str, path: Path) -> pl.DataFrame:
+    """Rows repeated with the same values in every column a rule reads are one row (the first); a key
+    given two different values is ambiguous (which rate, which region?) and fails the load. Parameters
+    nobody reads may repeat."""
+    keys = _KEYS[table]
+    values = [c for c in _TYPES[table] if c not in keys]
+    deduped = frame.unique(subset=keys + values, keep="first", maintain_order=True)
+    conflicting = deduped.filter(pl.struct(keys).is_duplicated())
+    if table == "parameters":
+        conflicting = conflicting.filter(pl.col("name") == CREATOR_USD_PER_COIN)
+    if conflicting.height:
+        shown = conflicting.select(keys + values).head(4).to_dicts()
+        raise ReferenceError(f"{path}: key {keys} given different values: {shown}")
+    return deduped.unique(subset=keys, keep="first", maintain_order=True)
 
 
 def load_reference(data: DataDir) -> Reference:
     """Load and validate the six reference tables of ``data``."""
     tables = {t: _read(data.reference / f"{t}.csv", t) for t in REFERENCE_TABLES}
-    params = dict(tables["parameters"].iter_rows())
-    if "creator_usd_per_coin" not in params:
-        raise ReferenceError(f"{data.reference / 'parameters.csv'}: no creator_usd_per_coin row")
+    params = dict(tables["parameters"].select("name", "value").iter_rows())
+    path = data.reference / "parameters.csv"
+    if CREATOR_USD_PER_COIN not in params:
+        raise ReferenceError(f"{path}: no {CREATOR_USD_PER_COIN} row")
+    text = params[CREATOR_USD_PER_COIN]
     try:
-        per_coin = float(params["creator_usd_per_coin"])
+        per_coin = float(text or "")
+        if not math.isfinite(per_coin):
+            raise ValueError(per_coin)
     except ValueError as exc:
-        raise ReferenceError(f"creator_usd_per_coin is not a number: {params['creator_usd_per_coin']!r}") from exc
+        raise ReferenceError(f"{path}: {CREATOR_USD_PER_COIN} is not a number: {text!r}") from exc
     return Reference(
         countries=tables["countries"],
         fx_rates=tables["fx_rates"],

@@ -1,0 +1,86 @@
+"""Loading a data directory's reference tables: strict where a rule reads, lenient elsewhere.
+
+SPEC §6: the tables may differ from one data directory to another. A value no rule reads (a
+country's name, a gift's coins, an unused parameter) or a row given twice must not stop a run; a
+key given two different values that a rule reads is ambiguous money and does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+
+from pipelines.lake import DataDir
+from pipelines.reference import ReferenceError, load_reference
+from tests.builders import CREATOR_USD_PER_COIN, write_reference
+
+
+@pytest.fixture
+def ref_dir(tmp_path: Path) -> Path:
+    write_reference(tmp_path, dt.date(2025, 3, 1), dt.date(2025, 3, 2))
+    return tmp_path / "reference"
+
+
+def _append(path: Path, text: str) -> None:
+    path.write_text(path.read_text() + text)
+
+
+def test_columns_no_rule_reads_are_not_checked(ref_dir: Path) -> None:
+    (ref_dir / "gift_catalog.csv").write_text("gift_type,coins\nrose,1.0\nlion,\nstar,many\n")
+    _append(ref_dir / "countries.csv", "XY,,Nowhere,\n")
+    _append(ref_dir / "parameters.csv", "note,\nlaunch_city,Berlin\n")
+    ref = load_reference(DataDir.at(ref_dir.parent))
+    assert ref.gift_catalog.get_column("gift_type").to_list() == ["rose", "lion", "star"]
+    assert ref.countries.filter(country="XY").get_column("region").to_list() == ["Nowhere"]
+    assert ref.creator_usd_per_coin == CREATOR_USD_PER_COIN
+
+
+def test_only_the_columns_a_rule_reads_are_required_in_the_header(ref_dir: Path) -> None:
+    (ref_dir / "countries.csv").write_text("region,country\nEurope,DE\n")
+    (ref_dir / "gift_catalog.csv").write_text("gift_type\nrose\n")
+    ref = load_reference(DataDir.at(ref_dir.parent))
+    assert ref.countries.rows() == [("DE", "Europe")]
+    (ref_dir / "countries.csv").write_text("country,country_name\nDE,Germany\n")
+    with pytest.raises(ReferenceError, match=r"countries.csv: missing column\(s\) \['region'\]"):
+        load_reference(DataDir.at(ref_dir.parent))
+
+
+def test_a_row_given_twice_is_one_row(ref_dir: Path) -> None:
+    _append(ref_dir / "fx_rates.csv", "2025-03-01,EUR,1.1\n")
+    _append(ref_dir / "countries.csv", "DE,Deutschland,Europe,EUR\n")  # the name differs, the region does not
+    _append(ref_dir / "gift_catalog.csv", "rose,2\n")  # only the gift type is read
+    _append(ref_dir / "parameters.csv", f"creator_usd_per_coin,{CREATOR_USD_PER_COIN}\n")
+    ref = load_reference(DataDir.at(ref_dir.parent))
+    assert ref.fx_rates.filter(currency="EUR", date=dt.date(2025, 3, 1)).get_column("usd_per_unit").to_list() == [1.1]
+    assert ref.countries.filter(country="DE").get_column("country_name").to_list() == ["Germany"]
+    assert ref.gift_catalog.filter(gift_type="rose").height == 1
+
+
+@pytest.mark.parametrize(
+    ("table", "row", "message"),
+    [
+        ("fx_rates.csv", "2025-03-01,EUR,1.2\n", "key ['date', 'currency'] given different values"),
+        ("countries.csv", "DE,Germany,Central Europe,EUR\n", "key ['country'] given different values"),
+        ("store_fees.csv", "ios,0.15\n", "key ['platform'] given different values"),
+        ("parameters.csv", "creator_usd_per_coin,0.01\n", "key ['name'] given different values"),
+    ],
+)
+def test_a_key_with_two_values_a_rule_reads_fails_the_load(ref_dir: Path, table: str, row: str, message: str) -> None:
+    _append(ref_dir / table, row)
+    with pytest.raises(ReferenceError, match=re.escape(message)):
+        load_reference(DataDir.at(ref_dir.parent))
+
+
+def test_unused_parameters_may_repeat(ref_dir: Path) -> None:
+    _append(ref_dir / "parameters.csv", "note,a\nnote,b\n")
+    assert load_reference(DataDir.at(ref_dir.parent)).creator_usd_per_coin == CREATOR_USD_PER_COIN
+
+
+@pytest.mark.parametrize("value", ["", "nan", "inf", "five"])
+def test_creator_usd_per_coin_must_be_a_finite_number(ref_dir: Path, value: str) -> None:
+    (ref_dir / "parameters.csv").write_text(f"name,value\ncreator_usd_per_coin,{value}\n")
+    with pytest.raises(ReferenceError, match=r"parameters\.csv: creator_usd_per_coin is not a number"):
+        load_reference(DataDir.at(ref_dir.parent))
