@@ -79,8 +79,8 @@ def _type_ok(kind: str, value: object) -> bool:
         return value is None or isinstance(value, str)
     if kind == NUM:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind == INT:
-        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == INT:  # the README: integers must fit in 64 bits (RFC 8259 §6 lets a reader limit the range)
+        return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
     if kind == BOOL:
         return isinstance(value, bool)
     raise AssertionError(kind)
