@@ -163,8 +163,8 @@ def stale_date_notes(result: dg.ExecuteInProcessResult) -> list[str]:
         for day in value.value if value is not None else []:
             stale.setdefault(day, set()).add(materialization.asset_key.to_user_string())
     return [
-        f"event date {day} holds copies of ids this run found more than 3 days away ({', '.join(sorted(keys))}); "
-        f"re-run it to quarantine them: revwh run --start {day} --end {day}"
+        f"event date {day} holds copies of ids whose other copies this run changed ({', '.join(sorted(keys))}); "
+        f"re-run it to apply rule 5 to them again: revwh run --start {day} --end {day}"
         for day, keys in sorted(stale.items())
     ]
 

@@ -144,8 +144,8 @@ def test_daily_runs_report_the_stale_date_until_it_is_re_run(tmp_path: Path) -> 
     assert _staged_metadata(later)["stale_event_dates"] == [str(day(0))]
     assert _staged_metadata(later)["far_conflicting_ids"] == 1
     assert stale_date_notes(later) == [
-        f"event date {day(0)} holds copies of ids this run found more than 3 days away (staged/impressions); "
-        f"re-run it to quarantine them: revwh run --start {day(0)} --end {day(0)}"
+        f"event date {day(0)} holds copies of ids whose other copies this run changed (staged/impressions); "
+        f"re-run it to apply rule 5 to them again: revwh run --start {day(0)} --end {day(0)}"
     ]
     ticked = stale_dates_sensor(dg.build_sensor_context(instance=instance))
     assert [r.tags["dagster/asset_partition_range_start"] for r in ticked.run_requests] == [str(day(0))]
@@ -162,3 +162,57 @@ def _staged_metadata(result: dg.ExecuteInProcessResult) -> dict:
         e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(["staged", "impressions"])
     )
     return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_a_copy_landing_within_three_days_of_a_date_staged_earlier_makes_it_stale(tmp_path: Path) -> None:
+    """The daily run of arrival day D1+6 stages D1+3..D1+6: its copy of near-3 on D1+3 meets the one
+    on D1, three days away but outside the run, which an earlier run staged as accepted."""
+    write_reference(tmp_path, day(-5), day(20))
+    write_raw(tmp_path, "impressions", str(day(0)), [impression("near-3", at(0)), impression("ok-0", at(0))])
+    instance = dg.DagsterInstance.ephemeral()
+    assert execute_range(tmp_path, day(-3), day(0), log_level="ERROR", instance=instance).success
+    data = DataDir.at(tmp_path)
+    assert "near-3" in _staged_ids(data, 0)
+    write_raw(tmp_path, "impressions", str(day(6)), [impression("near-3", at(3))])  # 3 days late: accepted
+    later = execute_range(tmp_path, day(3), day(6), log_level="ERROR", instance=instance)
+    assert _staged_quarantine(data, 3) == {"near-3": "conflicting_duplicate"}
+    assert _staged_metadata(later)["stale_event_dates"] == [str(day(0))]
+    assert execute_range(tmp_path, day(0), day(0), log_level="ERROR", instance=instance).success
+    assert _staged_quarantine(data, 0) == {"near-3": "conflicting_duplicate"} and _staged_ids(data, 0) == {"ok-0"}
+
+
+def test_a_date_whose_conflicting_partner_is_removed_is_stale(tmp_path: Path) -> None:
+    """far-5 (D1 and D1+5) and near-3 (D1 and D1+3) are rejected everywhere; when the later copies'
+    files are removed and D1+3..D1+5 re-run, D1 still rejects both on the strength of copies that
+    are gone, so it is reported stale, and a re-run accepts them."""
+    _scenario(tmp_path)
+    data = DataDir.at(tmp_path)
+    instance = dg.DagsterInstance.ephemeral()
+    assert execute_range(tmp_path, day(0), day(5), log_level="ERROR", instance=instance).success
+    assert _staged_quarantine(data, 0) == {"far-5": "conflicting_duplicate", "near-3": "conflicting_duplicate"}
+    for offset in (3, 5):
+        for path in data.raw_partition("impressions", day(offset)).iterdir():
+            path.unlink()
+    later = execute_range(tmp_path, day(3), day(5), log_level="ERROR", instance=instance)
+    assert _staged_metadata(later)["stale_event_dates"] == [str(day(0))]
+    assert execute_range(tmp_path, day(0), day(0), log_level="ERROR", instance=instance).success
+    assert _staged_ids(data, 0) == {"far-5", "near-3"} | {f"ok-{i}" for i in range(5)}
+    again = execute_range(tmp_path, day(3), day(5), log_level="ERROR", instance=instance)
+    assert _staged_metadata(again)["stale_event_dates"] == []  # settled: no loop of re-runs
+
+
+def test_a_date_rejecting_its_own_differing_copies_is_not_stale(tmp_path: Path) -> None:
+    """x differs on D1 itself and has a copy on D1+5 too; once that copy is removed, D1 still
+    rejects x on its own copies, so it is not reported stale."""
+    write_reference(tmp_path, day(-5), day(20))
+    write_raw(tmp_path, "impressions", str(day(0)), [impression("x", at(0)), impression("x", at(0), price=7)])
+    write_raw(tmp_path, "impressions", str(day(5)), [impression("x", at(5))])
+    write_raw(tmp_path, "impressions", str(day(5)), [impression("ok-5", at(5))], "clean.jsonl")
+    data = DataDir.at(tmp_path)
+    instance = dg.DagsterInstance.ephemeral()
+    assert execute_range(tmp_path, day(0), day(5), log_level="ERROR", instance=instance).success
+    assert _staged_quarantine(data, 5) == {"x": "conflicting_duplicate"}
+    (data.raw_partition("impressions", day(5)) / "part-0.jsonl").unlink()
+    later = execute_range(tmp_path, day(3), day(5), log_level="ERROR", instance=instance)
+    assert _staged_metadata(later)["stale_event_dates"] == []
+    assert _staged_quarantine(data, 0) == {"x": "conflicting_duplicate"}

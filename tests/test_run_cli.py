@@ -6,9 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import duckdb
 import pytest
 
-from tests.builders import write_reference
+from tests.builders import impression, write_raw, write_reference
 from tests.cli_helpers import run_cli as run
 
 
@@ -120,3 +121,25 @@ def test_step_errors_read_as_sentences() -> None:
     )
     assert _error_text(interrupt).startswith("interrupted; every lake partition is whole")
     assert _error_text(None) == "unknown error"
+
+
+def test_an_extra_arrival_day_whose_folder_was_removed_re_lands_as_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run over START..END lands END+1..END+3 too; when one of those folders is removed after it
+    landed, the next run re-lands it as the empty partition it now is (instead of failing its check)."""
+    write_reference(tmp_path, dt.date(2025, 3, 1), dt.date(2025, 3, 4))
+    write_raw(tmp_path, "impressions", "2025-03-01", [impression("on-time", "2025-03-01T10:00:00Z")])
+    late = write_raw(tmp_path, "impressions", "2025-03-02", [impression("late", "2025-03-01T11:00:00Z")])
+    args = ["run", "--data-dir", str(tmp_path), "--start", "2025-03-01", "--end", "2025-03-01", "--quiet"]
+    assert run(args) == 0
+    assert _advertising_events(tmp_path) == 2
+    late.unlink()
+    late.parent.rmdir()
+    assert run(args) == 0, capsys.readouterr().err
+    assert _advertising_events(tmp_path) == 1
+
+
+def _advertising_events(root: Path) -> int:
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute("SELECT event_count FROM marts.revenue_by_stream WHERE stream = 'advertising'").fetchone()[0]

@@ -11,7 +11,7 @@ Why the ranges look the way they do: an event of date E may arrive on E..E+3
 (SPEC §4 rule 4). So a copy that arrives on day A can change event dates
 A-3..A and nothing else. The landing assets re-land the arrival days of the run
 range (cheaply skipping raw partitions whose fingerprint is unchanged) and the
-arrival days up to three days after it whose raw folder exists (see
+arrival days up to three days after it whose raw folder exists or was landed (see
 ``pipelines.defs.landing._arrival_days``), so a range over event dates A-3..A
 picks up arrival day A and every later copy of those dates already on disk.
 

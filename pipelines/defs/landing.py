@@ -36,8 +36,9 @@ def _arrival_days(context: dg.AssetExecutionContext, data: DataDir) -> tuple[lis
 
     A run over event dates S..E needs arrival days S..E+3. Dagster gives a run
     one partition range, so when the run also stages events, landing lands the
-    following arrival days too (those whose raw folder exists) and records them
-    as materialisations of their own partitions.
+    following arrival days too (those whose raw folder exists, and those landed before
+    whose folder was removed since: they re-land as empty, as a missing folder is an
+    empty partition) and records them as materialisations of their own partitions.
     """
     days = partition_dates(context)
     selected = context.run.asset_selection or set(context.job_def.asset_layer.selected_asset_keys)
@@ -45,7 +46,9 @@ def _arrival_days(context: dg.AssetExecutionContext, data: DataDir) -> tuple[lis
         return days, []
     log = context.asset_key.path[-1]
     extra = [days[-1] + dt.timedelta(days=i) for i in range(1, MAX_LATENESS_DAYS + 1)]
-    return days, [d for d in extra if data.raw_partition(log, d).is_dir()]
+    return days, [
+        d for d in extra if data.raw_partition(log, d).is_dir() or data.manifest_file("landing", log, d).exists()
+    ]
 
 
 def build_landing_asset(log: str) -> dg.AssetsDefinition:

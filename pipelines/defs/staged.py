@@ -68,9 +68,9 @@ def build_staged_asset(log: str) -> list:
         stale = [d.isoformat() for d in far.stale_dates(data, days)]
         if stale:
             context.log.warning(
-                f"staged/{log}: event dates {', '.join(stale)} (outside this run) hold copies of ids this run "
-                "found on dates more than 3 days apart; rule 5 rejects every copy, but those dates were staged "
-                "before the other copies landed. Re-run them to quarantine their copies too."
+                f"staged/{log}: event dates {', '.join(stale)} (outside this run) hold copies of ids whose "
+                "other copies this run changed: a copy landed on one of this run's dates (rule 5 rejects every "
+                "copy), or the copies that made them conflicting are gone. Re-run them to apply rule 5 again."
             )
         return dg.MaterializeResult(
             metadata={

@@ -50,9 +50,9 @@ def stale_dates_since(instance: dg.DagsterInstance, after: int) -> tuple[dict[dt
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Every minute: reads the `stale_event_dates` of new staged materialisations (dates holding "
-        "copies of ids that a later run found on a date more than 3 days away) and requests one run "
-        "per date, so rule 5 rejects those copies there too."
+        "Every minute: reads the `stale_event_dates` of new staged materialisations (dates outside a "
+        "run whose rule 5 outcome that run changed: a new copy of one of their ids on another date, or "
+        "the removal of the copies they conflicted with) and requests one run per date."
     ),
 )
 def stale_dates_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:

@@ -11,15 +11,23 @@ the landing id indexes (``pipelines.landing.id_index``) of every arrival day in 
 3. confirm on the strings, read from the few landing files that can hold them (a hash
    collision never counts).
 
-The result also says which dates outside the run hold such copies but were staged
-without rejecting them: those partitions are stale until they are re-run.
+The result also says which dates outside the run a re-staging of the run's dates makes stale
+(their partitions are stale until they are re-run). Rule 5 ties every date holding a copy of an
+id to every other such date, so a date D outside the run is stale when the run changes that tie:
+
+- a copy of an id on one of the run's dates meets one on D (at any distance, so these ids are
+  also collected when the dates are 1–3 days apart, at the run's edges) and D was staged without
+  rejecting it;
+- an id the run's dates rejected before this run has no copy on them any more (its file was
+  removed or corrected), D holds the only copies left and D rejected them: D's rejection may
+  have rested on the copy that is gone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -30,6 +38,7 @@ from pipelines.duck import compute_connection, sql_list
 from pipelines.lake import DataDir
 from pipelines.landing.id_index import id_index_rows, landed_arrivals
 from pipelines.landing.land import landing_sources
+from pipelines.staged.rules import identity_columns
 
 # (hash, date) rows held at once: 12 bytes each plus a sorted copy, about 0.5 GB.
 CHUNK_ROWS = 20_000_000
@@ -41,56 +50,97 @@ _EMPTY = pl.DataFrame(schema={"event_id": pl.String, "event_date": pl.Date})
 
 @dataclass(frozen=True)
 class FarConflicts:
-    """Every landed (event_id, event_date) of the ids found, confirmed on the strings."""
+    """Every landed (event_id, event_date) of the ids found, confirmed on the strings: ``copies``
+    of the ids with copies on dates more than 3 days apart, or on a run date and a date outside
+    the run; ``orphans``, the copies left, all on one date outside the run, of ids that the run's
+    dates rejected as conflicting before this run and no longer hold."""
 
     log: str
     copies: pl.DataFrame
+    orphans: pl.DataFrame = field(default_factory=lambda: _EMPTY)
 
     def ids_on(self, day: dt.date) -> pl.Series:
         """The ids with a copy on ``day`` (rejected there as ``conflicting_duplicate``)."""
         return self.copies.filter(pl.col("event_date") == day).get_column("event_id").unique()
 
     def stale_dates(self, data: DataDir, days: Iterable[dt.date]) -> list[dt.date]:
-        """Dates outside ``days`` staged earlier whose quarantine lacks some of these ids:
-        their staged, facts and mart partitions still count events rule 5 rejects."""
+        """Dates outside ``days`` staged earlier whose partitions no longer follow rule 5: their
+        quarantine lacks some of ``copies``' ids (they still count events rule 5 rejects), or it
+        rejects some of ``orphans``' ids (their other copies are gone)."""
         inside = set(days)
+        dates = set(self.copies.get_column("event_date").to_list()) | set(self.orphans.get_column("event_date"))
         stale = []
-        for day in sorted(set(self.copies.get_column("event_date").to_list()) - inside):
+        for day in sorted(dates - inside):
             if not data.staged_file(self.log, day).exists():
                 continue
             path = data.quarantine_file("staged", self.log, day)
-            rejected = (
-                pl.read_parquet(path, columns=["event_id", "reason"])
-                .filter(pl.col("reason") == str(Reason.CONFLICTING_DUPLICATE))
-                .get_column("event_id")
-                if path.exists()
-                else _EMPTY.get_column("event_id")
-            )
-            if not self.ids_on(day).is_in(rejected.implode()).all():
+            rejected = _conflicting_ids(path).implode() if path.exists() else _EMPTY.get_column("event_id").implode()
+            orphans = self.orphans.filter(pl.col("event_date") == day).get_column("event_id")
+            if not self.ids_on(day).is_in(rejected).all() or orphans.is_in(rejected).any():
                 stale.append(day)
         return stale
 
 
+def _conflicting_ids(quarantine: Path) -> pl.Series:
+    """The ids a staged quarantine file rejects as ``conflicting_duplicate``."""
+    frame = pl.read_parquet(quarantine, columns=["event_id", "reason"])
+    return frame.filter(pl.col("reason") == str(Reason.CONFLICTING_DUPLICATE)).get_column("event_id").unique()
+
+
+def rejected_before(data: DataDir, log: str, days: Iterable[dt.date]) -> pl.Series:
+    """The ids the staged quarantines of ``days`` reject as conflicting, as they stand before
+    the run re-stages those dates."""
+    paths = [data.quarantine_file("staged", log, d) for d in sorted(set(days))]
+    found = [_conflicting_ids(p) for p in paths if p.exists()]
+    return pl.concat(found).unique() if found else _EMPTY.get_column("event_id")
+
+
 def find_far_conflicts(
-    data: DataDir, log: str, days: Iterable[dt.date], buckets: int, *, chunk_rows: int | None = None
+    data: DataDir,
+    log: str,
+    days: Iterable[dt.date],
+    buckets: int,
+    *,
+    chunk_rows: int | None = None,
+    rejected: pl.Series | None = None,
 ) -> FarConflicts:
-    """Ids with a copy on one of ``days`` and another copy more than 3 event days away."""
+    """Ids with a copy on one of ``days`` and another copy more than 3 event days away (or on a
+    date outside ``days``); and the orphans of ``rejected`` (by default :func:`rejected_before`,
+    read now, before ``days`` are re-staged)."""
     days = sorted(set(days))
+    rejected = rejected_before(data, log, days) if rejected is None else rejected
     with compute_connection(data) as con:
         found = [id_index_rows(data, log, arrival, con) for arrival in landed_arrivals(data, log)]
         indexes, total = [path for path, _ in found], sum(rows for _, rows in found)
         if not days or not total:
             return FarConflicts(log, _EMPTY)
+        lost = _hashes(con, rejected)
         chunks = max(1, -(-total // (chunk_rows or CHUNK_ROWS)))
-        far = pl.concat([_far_hashes(indexes, days, chunk, chunks, total) for chunk in range(chunks)])
-        if not far.height:
-            return FarConflicts(log, _EMPTY)
-        return FarConflicts(log, _confirm(con, data, log, far, buckets))
+        parts = [_far_hashes(indexes, days, chunk, chunks, total, lost) for chunk in range(chunks)]
+        far = pl.concat([f for f, _ in parts])
+        orphans = pl.concat([o for _, o in parts])
+        copies = _confirm(con, data, log, far, buckets) if far.height else _EMPTY
+        orphans = _confirm_orphans(con, data, log, orphans, rejected, buckets) if orphans.height else _EMPTY
+        return FarConflicts(log, copies, orphans)
 
 
-def _far_hashes(indexes: list[Path], days: list[dt.date], chunk: int, chunks: int, total: int) -> pl.DataFrame:
-    """(h, event_date) of the hashes of one hash range whose dates span more than the window
-    and touch ``days``."""
+def _hashes(con: duckdb.DuckDBPyConnection, ids: pl.Series) -> pl.Series:
+    """DuckDB's hash of each id, as the id indexes hold it."""
+    if not ids.len():
+        return pl.Series("h", [], dtype=pl.UInt64)
+    con.register("ids_to_hash", pl.DataFrame({"event_id": ids}).to_arrow())
+    try:
+        return con.sql("SELECT DISTINCT hash(event_id) AS h FROM ids_to_hash").pl().get_column("h")
+    finally:
+        con.unregister("ids_to_hash")
+
+
+def _far_hashes(
+    indexes: list[Path], days: list[dt.date], chunk: int, chunks: int, total: int, lost: pl.Series
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(h, event_date) of the hashes of one hash range that touch ``days`` and span more than the
+    window or reach outside ``days``; and (h, event_date) of the ``lost`` hashes that no longer
+    touch ``days`` and lie on one date."""
     rows = pl.scan_parquet(indexes, hive_partitioning=False)
     low, high = (chunk << 64) // chunks, ((chunk + 1) << 64) // chunks
     if chunk:
@@ -99,6 +149,15 @@ def _far_hashes(indexes: list[Path], days: list[dt.date], chunk: int, chunks: in
         rows = rows.filter(pl.col("h") < pl.lit(high, dtype=pl.UInt64))
     frame = rows.collect()
     in_run = pl.col("event_date").is_in(pl.Series(days, dtype=pl.Date).implode())
+    lost_rows = frame.filter(pl.col("h").is_in(lost.implode())) if lost.len() else frame.clear()
+    orphans = lost_rows.join(
+        lost_rows.group_by("h")
+        .agg(in_run.any().alias("touches_run"), pl.col("event_date").n_unique().alias("dates"))
+        .filter(~pl.col("touches_run") & (pl.col("dates") == 1))
+        .select("h"),
+        on="h",
+        how="semi",
+    ).unique()
     ours = frame.filter(in_run).get_column("h")
     if ours.len() < PROBE_SHARE * max(1, total // chunks):
         frame = frame.filter(pl.col("h").is_in(ours.implode()))
@@ -112,30 +171,78 @@ def _far_hashes(indexes: list[Path], days: list[dt.date], chunk: int, chunks: in
             pl.col("event_date").min().alias("first"),
             pl.col("event_date").max().alias("last"),
             in_run.any().alias("touches_run"),
+            (~in_run).any().alias("leaves_run"),
         )
-        .filter(pl.col("touches_run") & ((pl.col("last") - pl.col("first")).dt.total_days() > MAX_LATENESS_DAYS))
+        .filter(
+            pl.col("touches_run")
+            & (((pl.col("last") - pl.col("first")).dt.total_days() > MAX_LATENESS_DAYS) | pl.col("leaves_run"))
+        )
     )
-    return repeated.join(far.select("h"), on="h", how="semi").unique()
+    return repeated.join(far.select("h"), on="h", how="semi").unique(), orphans
+
+
+def _landed(
+    con: duckdb.DuckDBPyConnection,
+    data: DataDir,
+    log: str,
+    rows: pl.DataFrame,
+    buckets: int,
+    columns: list[str] | None = None,
+) -> pl.DataFrame:
+    """The landed (event_id, event_date) whose hash and date are among ``rows`` (h, event_date),
+    distinct; or, with ``columns``, those columns of every such copy: read from the landing files
+    of those dates and the hashes' buckets only."""
+    wanted = rows.select("h").unique()
+    bucket_set = sorted({h % buckets for h in wanted.get_column("h").to_list()})
+    files = []
+    for day in sorted(set(rows.get_column("event_date").to_list())):
+        sources = landing_sources(data, log, day, buckets)
+        files += [p for b in bucket_set for p in sources.bucket_files(b)] + sources.other
+    if not files:
+        return _EMPTY
+    selected = "DISTINCT event_id, event_date"
+    if columns is not None:
+        selected = ", ".join(dict.fromkeys(["event_id", "event_date", *columns]))
+    con.register("far_hashes", wanted.to_arrow())
+    try:
+        return con.sql(
+            f"""SELECT {selected} FROM read_parquet({sql_list(files)})
+                WHERE hash(event_id) IN (SELECT h FROM far_hashes)"""
+        ).pl()
+    finally:
+        con.unregister("far_hashes")
 
 
 def _confirm(con: duckdb.DuckDBPyConnection, data: DataDir, log: str, far: pl.DataFrame, buckets: int) -> pl.DataFrame:
     """The landed (event_id, event_date) of the ``far`` hashes whose ids really have two or
     more dates: read from the landing files of those dates and hashes' buckets only."""
-    wanted = far.select("h").unique()
-    bucket_set = sorted({h % buckets for h in wanted.get_column("h").to_list()})
-    files = []
-    for day in sorted(set(far.get_column("event_date").to_list())):
-        sources = landing_sources(data, log, day, buckets)
-        files += [p for b in bucket_set for p in sources.bucket_files(b)] + sources.other
-    if not files:
-        return _EMPTY
-    con.register("far_hashes", wanted.to_arrow())
-    try:
-        found = con.sql(
-            f"""SELECT DISTINCT event_id, event_date FROM read_parquet({sql_list(files)})
-                WHERE hash(event_id) IN (SELECT h FROM far_hashes)"""
-        ).pl()
-    finally:
-        con.unregister("far_hashes")
+    found = _landed(con, data, log, far, buckets)
     multi = found.group_by("event_id").agg(pl.col("event_date").n_unique().alias("n")).filter(pl.col("n") > 1)
     return found.join(multi.select("event_id"), on="event_id", how="semi").sort("event_id", "event_date")
+
+
+def _confirm_orphans(
+    con: duckdb.DuckDBPyConnection,
+    data: DataDir,
+    log: str,
+    orphans: pl.DataFrame,
+    rejected: pl.Series,
+    buckets: int,
+) -> pl.DataFrame:
+    """The (event_id, event_date) of the ``rejected`` ids behind the orphan hashes whose copies left
+    are identical (copies that differ on their own date stay rejected whatever happened elsewhere).
+    A hash collision with another id may hide an orphan, never invent one."""
+    identity = identity_columns(log)
+    found = _landed(con, data, log, orphans, buckets, columns=identity)
+    if found.is_empty():
+        return _EMPTY
+    found = found.filter(pl.col("event_id").is_in(rejected.implode()))
+    same = (
+        found.group_by("event_id").agg(pl.struct(identity).n_unique().alias("variants")).filter(pl.col("variants") == 1)
+    )
+    return (
+        found.join(same.select("event_id"), on="event_id", how="semi")
+        .select("event_id", "event_date")
+        .unique()
+        .sort("event_id", "event_date")
+    )
