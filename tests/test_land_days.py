@@ -1,0 +1,78 @@
+"""How a landing step schedules its days: small days land two at a time (fixed cost dominates),
+a large day lands alone (DuckDB already keeps both cores busy on it, and two at once cost more
+CPU); either way every day lands exactly as :func:`land_partition` would land it alone."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pipelines.lake import DataDir
+from pipelines.landing import land
+from pipelines.landing.land import land_days, raw_bytes
+from tests.builders import impression, write_raw, write_reference
+
+FIRST = dt.date(2025, 3, 1)
+DAYS = [FIRST + dt.timedelta(days=i) for i in range(4)]
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> DataDir:
+    write_reference(tmp_path, FIRST, FIRST + dt.timedelta(days=8))
+    for i, day in enumerate(DAYS):
+        # days 0 and 2 are "large" (many lines), 1 and 3 small
+        n = 40 if i % 2 == 0 else 2
+        events = [impression(f"{day}-{k}", f"{day}T10:00:00Z") for k in range(n)]
+        write_raw(tmp_path, "impressions", day.isoformat(), events)
+    return DataDir.at(tmp_path)
+
+
+def _watch(monkeypatch: pytest.MonkeyPatch) -> list[tuple[dt.date, int]]:
+    """Record, for each landed day, how many days were landing at that moment."""
+    seen: list[tuple[dt.date, int]] = []
+    active: set[dt.date] = set()
+    lock = threading.Lock()
+    real = land.land_partition
+
+    def watched(data: DataDir, log: str, arrival: dt.date, **kwargs):
+        with lock:
+            active.add(arrival)
+        time.sleep(0.2)  # long enough that days landing together overlap
+        with lock:
+            seen.append((arrival, len(active)))
+        try:
+            return real(data, log, arrival, **kwargs)
+        finally:
+            with lock:
+                active.discard(arrival)
+
+    monkeypatch.setattr(land, "land_partition", watched)
+    return seen
+
+
+def test_large_days_land_alone_and_small_ones_together(data: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    small, large = raw_bytes(data, "impressions", DAYS[1]), raw_bytes(data, "impressions", DAYS[0])
+    assert small < large
+    monkeypatch.setattr(land, "CONCURRENT_DAY_MAX_BYTES", large)
+    seen = _watch(monkeypatch)
+    stats = land_days(data, "impressions", DAYS, threads=2)
+    assert [s.arrival_date for s in stats] == [d.isoformat() for d in DAYS]  # the order asked for
+    assert [s.accepted for s in stats] == [40, 2, 40, 2]
+    together = dict(seen)
+    assert together[DAYS[0]] == 1 and together[DAYS[2]] == 1  # each large day alone
+    assert max(together[DAYS[1]], together[DAYS[3]]) == 2  # the small ones side by side
+
+
+def test_every_day_small_lands_two_at_a_time(data: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _watch(monkeypatch)
+    stats = land_days(data, "impressions", DAYS, threads=2)
+    assert [s.accepted for s in stats] == [40, 2, 40, 2]
+    assert max(n for _, n in seen) == 2
+
+
+def test_a_missing_day_has_no_bytes(data: DataDir) -> None:
+    assert raw_bytes(data, "impressions", FIRST - dt.timedelta(days=1)) == 0
