@@ -152,20 +152,29 @@ def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
 
 
 def stale_date_notes(result: dg.ExecuteInProcessResult) -> list[str]:
-    """Dates outside the run that rule 5 now rejects copies of (``stale_event_dates`` of the
-    staged materialisations): the run cannot rewrite them, the user re-runs them."""
-    stale: dict[str, set[str]] = {}
+    """Dates outside the run whose published numbers the run left out of date, from the staged
+    materialisations: ``stale_event_dates`` (rule 5 now judges copies of theirs differently) and
+    ``outdated_event_dates`` (their arrival days were landed again). The run cannot rewrite them; the
+    user re-runs them."""
+    found: dict[str, dict[str, set[str]]] = {"stale_event_dates": {}, "outdated_event_dates": {}}
     for event in result.all_events:
         if event.event_type_value != "ASSET_MATERIALIZATION":
             continue
         materialization = event.event_specific_data.materialization
-        value = materialization.metadata.get("stale_event_dates")
-        for day in value.value if value is not None else []:
-            stale.setdefault(day, set()).add(materialization.asset_key.to_user_string())
+        for name, dates in found.items():
+            value = materialization.metadata.get(name)
+            for day in value.value if value is not None else []:
+                dates.setdefault(day, set()).add(materialization.asset_key.to_user_string())
+    why = {
+        "stale_event_dates": "holds copies of ids whose other copies this run changed ({keys}); "
+        "re-run it to apply rule 5 to them again",
+        "outdated_event_dates": "was staged before its arrival days were landed again from changed raw files "
+        "({keys}); re-run it to publish what they hold now",
+    }
     return [
-        f"event date {day} holds copies of ids whose other copies this run changed ({', '.join(sorted(keys))}); "
-        f"re-run it to apply rule 5 to them again: revwh run --start {day} --end {day}"
-        for day, keys in sorted(stale.items())
+        f"event date {day} {why[name].format(keys=', '.join(sorted(keys)))}: revwh run --start {day} --end {day}"
+        for name, dates in found.items()
+        for day, keys in sorted(dates.items())
     ]
 
 

@@ -4,7 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
-from pipelines.contract import LOGS
+from pipelines.contract import LOGS, MAX_LATENESS_DAYS, PARTITIONS_START
 from pipelines.defs.common import ARRIVAL_WINDOW, DAILY, DataDirResource, key, partition_dates
 from pipelines.defs.landing import landing_key
 from pipelines.defs.schema_metadata import column_schema
@@ -14,11 +14,22 @@ from pipelines.parallel import thread_map
 from pipelines.quality.reconcile import staged_balance_problems
 from pipelines.schemas.clean import clean_schema, validate_clean
 from pipelines.staged.far_conflicts import find_far_conflicts
-from pipelines.staged.stage import stage_days
+from pipelines.staged.stage import outdated_dates, stage_days
+
+FIRST_PARTITION = dt.date.fromisoformat(PARTITIONS_START)
 
 
 def staged_key(log: str) -> dg.AssetKey:
     return dg.AssetKey(["staged", log])
+
+
+def _window_around(days: list[dt.date]) -> list[dt.date]:
+    """Event dates outside ``days`` whose arrival window (E..E+3) meets the arrival days a run of
+    ``days`` lands (START..END+3): START-3..START-1 and END+1..END+3, and any gap in between."""
+    first, last = min(days), max(days)
+    span = (last - first).days + 2 * MAX_LATENESS_DAYS + 1
+    window = [first - dt.timedelta(days=MAX_LATENESS_DAYS - i) for i in range(span)]
+    return [d for d in window if d >= FIRST_PARTITION and d not in set(days)]
 
 
 def build_staged_asset(log: str) -> list:
@@ -72,11 +83,19 @@ def build_staged_asset(log: str) -> list:
                 "other copies this run changed: a copy landed on one of this run's dates (rule 5 rejects every "
                 "copy), or the copies that made them conflicting are gone. Re-run them to apply rule 5 again."
             )
+        outdated = [d.isoformat() for d in outdated_dates(data, log, _window_around(days))]
+        if outdated:
+            context.log.warning(
+                f"staged/{log}: event dates {', '.join(outdated)} (outside this run) were staged before one of "
+                "their arrival days (D..D+3) was landed again from changed raw files, by this run or an earlier "
+                "one. Re-run them to publish what those days hold now."
+            )
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": totals["accepted"],
                 "far_conflicting_ids": far.copies.get_column("event_id").n_unique(),
                 "stale_event_dates": dg.MetadataValue.json(stale),
+                "outdated_event_dates": dg.MetadataValue.json(outdated),
                 "landed_copies": totals["copies"],
                 "collapsed_duplicates": totals["collapsed"],
                 "quarantined": totals["quarantined"],

@@ -65,6 +65,36 @@ class StagedStats:
     quarantined: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
     reference: str = ""  # Reference.fingerprint(event_date) of the tables used ("" before it was recorded)
+    # fingerprint of each landed arrival day D..D+3 the copies came from (None: staged before it was recorded)
+    landings: dict[str, str] | None = None
+
+
+def landing_fingerprints(data: DataDir, log: str, event_date: dt.date) -> dict[str, str]:
+    """The landing fingerprint of every landed arrival day that can hold copies of ``event_date``
+    (D..D+3): it changes whenever the raw files of one of them do."""
+    out = {}
+    for lag in range(MAX_LATENESS_DAYS + 1):
+        arrival = event_date + dt.timedelta(days=lag)
+        manifest = read_manifest(data, log, arrival)
+        if manifest is not None:
+            out[arrival.isoformat()] = manifest.fingerprint
+    return out
+
+
+def outdated_dates(data: DataDir, log: str, days: Iterable[dt.date]) -> list[dt.date]:
+    """Those of ``days`` staged before an arrival day of their window (D..D+3) was landed again
+    from changed raw files (or landed for the first time). The fingerprints are per arrival day,
+    so a date is reported when its window changed, even if the change held none of its copies.
+
+    A run over START..END lands arrival days START..END+3, which also hold copies of event dates
+    START-3..START-1 and END+1..END+3; it re-stages only its own dates. Dates never staged, or
+    staged before the fingerprints were recorded, are not reported."""
+    out = []
+    for day in sorted(set(days)):
+        stats = read_staged_stats(data, log, day)
+        if stats is not None and stats.landings is not None and stats.landings != landing_fingerprints(data, log, day):
+            out.append(day)
+    return out
 
 
 def copy_schema(log: str) -> dict[str, pl.DataType]:
@@ -253,7 +283,9 @@ class _DayOutput:
 
     def __init__(self, data: DataDir, log: str, day: dt.date, reference: str) -> None:
         self.data, self.log, self.day = data, log, day
-        self.stats = StagedStats(log=log, event_date=day.isoformat(), reference=reference)
+        self.stats = StagedStats(
+            log=log, event_date=day.isoformat(), reference=reference, landings=landing_fingerprints(data, log, day)
+        )
         # string_view, polars' own layout: handing the rows to pyarrow copies no string
         self.schema = (
             pl.DataFrame(schema=polars_schema(log) | {"src": pl.String})

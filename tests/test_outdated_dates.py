@@ -1,0 +1,119 @@
+"""A run over START..END lands arrival days START..END+3, which also hold copies of event dates
+outside the run (START-3..START-1 and END+1..END+3). It re-stages only its own dates, so a date
+staged earlier whose arrival days were landed again from changed raw files keeps its old numbers:
+the run reports it (``outdated_event_dates``) and ``revwh run`` prints the command to re-run it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipelines.lake import DataDir
+from pipelines.landing.land import land_partition
+from pipelines.reference import load_reference
+from pipelines.runner import execute_range, stale_date_notes
+from pipelines.staged.stage import landing_fingerprints, outdated_dates, read_staged_stats, stage_days
+from tests.builders import impression, write_raw, write_reference
+
+D1 = dt.date(2025, 3, 1)
+
+
+def day(offset: int) -> dt.date:
+    return D1 + dt.timedelta(days=offset)
+
+
+def at(offset: int, hour: int = 10) -> str:
+    return f"{day(offset)}T{hour:02d}:00:00Z"
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> DataDir:
+    write_reference(tmp_path, day(-5), day(12))
+    for offset in range(5):
+        write_raw(tmp_path, "impressions", str(day(offset)), [impression(f"on-{offset}", at(offset))])
+    return DataDir.at(tmp_path)
+
+
+def _run(data: DataDir, first: int, last: int, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    result = execute_range(data.root, day(first), day(last), log_level="ERROR", instance=instance)
+    assert result.success
+    return result
+
+
+def _outdated(result: dg.ExecuteInProcessResult) -> list[str]:
+    event = next(
+        e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(["staged", "impressions"])
+    )
+    return event.materialization.metadata["outdated_event_dates"].value
+
+
+def _advertising_events(data: DataDir) -> dict[dt.date, int]:
+    with duckdb.connect(str(data.warehouse), read_only=True) as con:
+        rows = con.execute(
+            "SELECT event_date, event_count FROM marts.revenue_by_stream WHERE stream = 'advertising'"
+        ).fetchall()
+    return dict(rows)
+
+
+def test_staging_records_the_landings_it_read(data: DataDir) -> None:
+    for offset in range(4):
+        land_partition(data, "impressions", day(offset))
+    [stats] = stage_days(data, "impressions", [day(0)], load_reference(data))
+    assert stats.landings == landing_fingerprints(data, "impressions", day(0))
+    assert sorted(stats.landings) == [str(day(i)) for i in range(4)]
+    assert read_staged_stats(data, "impressions", day(0)).landings == stats.landings
+    assert outdated_dates(data, "impressions", [day(0), day(1)]) == []  # day 1: never staged
+    write_raw(data.root, "impressions", str(day(2)), [impression("late-0", at(0))], "late.jsonl")
+    land_partition(data, "impressions", day(2))
+    assert outdated_dates(data, "impressions", [day(0)]) == [day(0)]
+    stage_days(data, "impressions", [day(0)], load_reference(data))
+    assert outdated_dates(data, "impressions", [day(0)]) == []
+
+
+def test_a_date_staged_before_fingerprints_were_recorded_is_not_reported(data: DataDir) -> None:
+    land_partition(data, "impressions", day(0))
+    stage_days(data, "impressions", [day(0)], load_reference(data))
+    path = data.manifest_file("staged", "impressions", day(0))
+    manifest = json.loads(path.read_text())
+    del manifest["landings"]  # as written before the fingerprints were recorded
+    path.write_text(json.dumps(manifest))
+    write_raw(data.root, "impressions", str(day(1)), [impression("late-0", at(0))], "late.jsonl")
+    land_partition(data, "impressions", day(1))
+    assert outdated_dates(data, "impressions", [day(0)]) == []
+
+
+def test_a_narrow_run_reports_later_dates_whose_copies_it_landed(data: DataDir) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    assert _outdated(_run(data, 0, 4, instance)) == []
+    assert _advertising_events(data)[day(3)] == 1
+    # a late copy of day 3 arrives on day 4; a run over days 0..1 lands arrival days 0..4
+    write_raw(data.root, "impressions", str(day(4)), [impression("late-3", at(3, 20))], "late.jsonl")
+    narrow = _run(data, 0, 1, instance)
+    # their windows hold arrival day 4 (day 2's copies did not change, but its window did)
+    assert _outdated(narrow) == [str(day(2)), str(day(3)), str(day(4))]
+    assert stale_date_notes(narrow) == [
+        f"event date {d} was staged before its arrival days were landed again from changed raw files "
+        f"(staged/impressions); re-run it to publish what they hold now: revwh run --start {d} --end {d}"
+        for d in (day(2), day(3), day(4))
+    ]
+    assert _advertising_events(data)[day(3)] == 1  # the run did not rewrite it
+    again = _run(data, 2, 4, instance)
+    assert _outdated(again) == [] and stale_date_notes(again) == []
+    assert _advertising_events(data)[day(3)] == 2
+
+
+def test_a_run_reports_earlier_dates_whose_copies_it_landed(data: DataDir) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    _run(data, 0, 4, instance)
+    write_raw(data.root, "impressions", str(day(3)), [impression("late-1", at(1))], "late.jsonl")
+    later = _run(data, 3, 4, instance)
+    # arrival day 3 changed: it can hold copies of days 0..3; days 0..2 are outside the run
+    assert _outdated(later) == [str(day(0)), str(day(1)), str(day(2))]
+    _run(data, 0, 2, instance)
+    assert _advertising_events(data)[day(1)] == 2
+    assert _outdated(_run(data, 3, 4, instance)) == []
