@@ -4,7 +4,8 @@ import datetime as dt
 
 import dagster as dg
 
-from pipelines.contract import LOGS, MAX_LATENESS_DAYS, PARTITIONS_START
+from pipelines.contract import LOGS, MAX_LATENESS_DAYS
+from pipelines.defs.automation import FIRST_PARTITION
 from pipelines.defs.common import ARRIVAL_WINDOW, DAILY, DataDirResource, key, partition_dates
 from pipelines.defs.landing import landing_key
 from pipelines.defs.schema_metadata import column_schema
@@ -16,8 +17,6 @@ from pipelines.schemas.clean import clean_schema, validate_clean
 from pipelines.staged.far_conflicts import find_far_conflicts
 from pipelines.staged.stage import outdated_dates, stage_days
 
-FIRST_PARTITION = dt.date.fromisoformat(PARTITIONS_START)
-
 
 def staged_key(log: str) -> dg.AssetKey:
     return dg.AssetKey(["staged", log])
@@ -26,10 +25,10 @@ def staged_key(log: str) -> dg.AssetKey:
 def _window_around(days: list[dt.date]) -> list[dt.date]:
     """Event dates outside ``days`` whose arrival window (E..E+3) meets the arrival days a run of
     ``days`` lands (START..END+3): START-3..START-1 and END+1..END+3, and any gap in between."""
-    first, last = min(days), max(days)
+    first, last, run = min(days), max(days), set(days)
     span = (last - first).days + 2 * MAX_LATENESS_DAYS + 1
     window = [first - dt.timedelta(days=MAX_LATENESS_DAYS - i) for i in range(span)]
-    return [d for d in window if d >= FIRST_PARTITION and d not in set(days)]
+    return [d for d in window if d >= FIRST_PARTITION and d not in run]
 
 
 def build_staged_asset(log: str) -> list:
