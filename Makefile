@@ -47,7 +47,7 @@ test-distributed: $(STAMP)
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 	$(BIN)/python -m pytest -q -s -m distributed tests/distributed
 
-# Throughput, stage times, peak RSS and validation share (pipelines/bench.py); writes bench-results.json.
+# Throughput, stage times, peak RSS and validation share (pipelines/bench/); writes bench-results.json.
 # `make bench BENCH_MODE=incremental` (7 vs 90 days of history, BENCH_REPEATS runs each), `make bench BENCH_DAYS=1 BENCH_EVENTS=30000000`
 # (peak RSS of one large day), BENCH_ARGS for more (`--keep`, `--reuse`, `--data-root DIR`, `--ruled`: the rules as one statement).
 BENCH_EVENTS ?= 3000000

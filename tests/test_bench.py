@@ -25,7 +25,7 @@ def test_bench_full_on_a_tiny_clean_dataset(tmp_path: Path, monkeypatch: pytest.
         stats = generate_dataset(Path(data_dir), dt.date.fromisoformat(start), days, events_per_day, seed, dirt_rate=0)
         return {"events": stats.total_events, "seconds": stats.seconds, "events_per_s": 1}
 
-    monkeypatch.setattr(bench, "run_generate", clean)
+    monkeypatch.setattr(bench.runs, "run_generate", clean)
     result = bench.bench_full(tmp_path, START, 2, 1500, 3, isolate=False)
     pipeline = result["pipeline"]
     assert pipeline["success"]
@@ -60,7 +60,7 @@ def test_ruled_statement_equals_the_marts_on_dirty_data(tmp_path: Path, monkeypa
         stats = generate_dataset(Path(data_dir), dt.date.fromisoformat(start), days, events_per_day, seed)
         return {"events": stats.total_events, "seconds": stats.seconds, "events_per_s": 1}
 
-    monkeypatch.setattr(bench, "run_generate", dirty)
+    monkeypatch.setattr(bench.runs, "run_generate", dirty)
     result = bench.bench_full(tmp_path, START, 3, 2000, 5, isolate=False, repeats=1, ruled=True)
     assert result["pipeline"]["success"]
     ruled = result["ruled_duckdb"]
@@ -125,7 +125,7 @@ def test_bench_incremental_times_the_same_day_repeatedly(tmp_path: Path, monkeyp
         )
         return {"events": stats.total_events, "seconds": stats.seconds, "events_per_s": 1}
 
-    monkeypatch.setattr(bench, "run_generate", on_time)
+    monkeypatch.setattr(bench.runs, "run_generate", on_time)
     # both histories reach back past the longest refund delay (a refund is a new event of a later day)
     histories = [REFUND_MAX_DAYS + 1, REFUND_MAX_DAYS + 2]
     out = bench.bench_incremental(tmp_path, START, histories, 200, 5, repeats=2, isolate=False, core_only=True)

@@ -1,6 +1,6 @@
 """The benchmark's second yardstick: the contract's rules as ONE DuckDB statement that writes nothing.
 
-The bare statement (``pipelines.bench.bare_sql``) is the engine's ceiling with the dirt rules
+The bare statement (``pipelines.bench.bare.bare_sql``) is the engine's ceiling with the dirt rules
 left out. This statement keeps them: rules 1–4 are landing's own SQL
 (``pipelines.landing.rules_sql.landing_select``), rule 5 is a GROUP BY over every copy of an id on
 the arrival days the run lands, rules 6–9 are WHERE clauses, and revenue by stream is summed as in
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipelines.bench import reference_ctes
+from pipelines.bench.bare import reference_ctes
 from pipelines.contract import (
     AD_FORMATS,
     ADULT_AGE,
