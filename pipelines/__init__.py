@@ -4,8 +4,8 @@ import os
 
 # polars' jemalloc hands freed pages back to the kernel after 0.5 s (dirty) / 1 s (muzzy), its
 # compiled-in defaults. The staged step frees and re-allocates gigabytes every few seconds, so it
-# page-faulted the same memory back in: on 5 x 3M impressions 1.5-1.8M minor faults and 7-9 s of
-# kernel time out of 26 CPU s. Keeping freed pages for 2 s cut its CPU by about a tenth, for about
-# 0.1 GiB more peak RSS (docs/performance.md). Read once, when polars first allocates, so it is
+# page-faulted the same memory back in: on 5 x 3M impressions 1.5M minor faults and 3.6-4.4 s of
+# kernel time out of 21 CPU s. Keeping freed pages for 2 s cut its CPU by 8 %, for 0.06 GiB more
+# peak RSS there and 0.12 GiB on a 30M-event day (docs/performance.md). Read once, when polars first allocates, so it is
 # set here, before any module of the package imports polars; a value in the environment wins.
 os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:2000,muzzy_decay_ms:2000")
