@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from pipelines.facts.revenue import FACT_SCHEMA
 from pipelines.lake import DataDir
 from pipelines.marts.build import build_mart_partition
 from pipelines.quality.kpi_reconcile import (
     KPI_MARTS,
+    _connection,
+    distinct_counts,
+    expected_frame,
     kpi_ratio_problems,
     kpi_reconcile_problems,
     ratio_problems,
@@ -98,3 +102,48 @@ def test_an_empty_day_builds_and_passes(tmp_path, mart: str) -> None:
 
 def test_a_missing_partition_is_a_problem(tmp_path) -> None:
     assert kpi_reconcile_problems(DataDir.at(tmp_path), "ads_by_format", D1) == [f"facts {D1} missing"]
+
+
+def test_distinct_counts_by_hand(tmp_path) -> None:
+    """Distinct users per region, NULLs not counted, each count over its own rows (hand-computed):
+    Europe: u1 bought twice and sent once, u2 sent, a NULL user bought -> 1 paying user, 2 gifters;
+    Asia: u3 only sent -> 0 paying users (the row is there: the region has gift-stream facts), 1 gifter;
+    the impression of u4 is not in the gift stream and counts nowhere."""
+    facts = pl.DataFrame(
+        {
+            "event_date": [D1] * 7,
+            "region": ["Europe", "Europe", "Europe", "Europe", "Europe", "Asia", "Asia"],
+            "user_id": ["u1", "u1", "u1", "u2", None, "u3", "u4"],
+            "log": ["coin_purchases", "coin_purchases", "gifts", "gifts", "coin_purchases", "gifts", "impressions"],
+            "stream": ["virtual_gifts"] * 6 + ["advertising"],
+        }
+    )
+    spec = KPI_MARTS["gifts_by_region"]
+    want = {("Asia", 0, 1), ("Europe", 1, 2)}
+    con = _connection(None)
+    got = distinct_counts(spec, facts, con).select("region", "paying_users", "gifters")
+    assert set(got.iter_rows()) == want
+    path = tmp_path / "facts.parquet"
+    facts.write_parquet(path)
+    from_file = distinct_counts(spec, path, con).select("region", "paying_users", "gifters")
+    assert set(from_file.iter_rows()) == want
+    active = distinct_counts(KPI_MARTS["kpis_by_region"], facts, con).select("region", "active_users")
+    assert set(active.iter_rows()) == {("Europe", 2), ("Asia", 2)}
+
+
+def test_the_file_and_the_frame_give_the_same_expectation(run: PipelineRun) -> None:
+    data = DataDir.at(run.root)
+    path = data.facts_file(D1)
+    for name, spec in KPI_MARTS.items():
+        from_file = expected_frame(spec, path).sort(spec.keys, nulls_last=True)
+        from_frame = expected_frame(spec, pl.read_parquet(path)).sort(spec.keys, nulls_last=True)
+        # the same sums, added in another order: equal to the last bits
+        assert_frame_equal(from_file, from_frame, rel_tol=1e-12, abs_tol=1e-12)
+        assert from_file.height, name
+
+
+@pytest.mark.parametrize(("mart", "column"), [("gifts_by_region", "gifters"), ("kpis_by_region", "active_users")])
+def test_a_wrong_distinct_count_fails(run: PipelineRun, mart: str, column: str) -> None:
+    mart_frame, facts = frames(run, mart)
+    problems = reconcile_frames(mart, mart_frame.with_columns(pl.col(column) - 1), facts)
+    assert any(f"] {column}: mart" in p for p in problems), problems
