@@ -23,7 +23,14 @@ from pipelines.marts.build import build_mart_partition
 from pipelines.reference import load_reference
 from pipelines.staged import stage as stage_module
 from pipelines.staged.rules import duplicated
-from pipelines.staged.stage import largest_day, parallel_threads, stage_days, stage_range
+from pipelines.staged.stage import (
+    MAX_SLICES,
+    bucket_groups,
+    largest_day,
+    parallel_threads,
+    stage_days,
+    stage_range,
+)
 from tests.builders import impression, write_raw
 
 START = dt.date(2025, 3, 1)
@@ -97,7 +104,10 @@ def test_reference_run_has_every_kind_of_reject(unbucketed: dict[str, list]) -> 
 
 
 @pytest.mark.parametrize(
-    ("buckets", "group_rows", "threads"), [(7, 1, 1), (16, 10**9, 1), (3, 2000, 1), (7, 1, 2), (16, 3000, 2)]
+    ("buckets", "group_rows", "threads"),
+    # (7, 30, 1): impressions' buckets in 9 slices, the small logs' one to five buckets at a time;
+    # (7, 100, 2): impressions' buckets in 6 slices, two at once
+    [(7, 30, 1), (16, 10**9, 1), (3, 2000, 1), (7, 100, 2), (16, 3000, 2)],
 )
 def test_bucketing_changes_nothing(
     raw_dir: Path,
@@ -117,17 +127,44 @@ def test_bucketing_changes_nothing(
         assert got[name] == rows, name
 
 
+@pytest.mark.parametrize("group_rows", [3000, 150])  # 150: buckets read in slices
 def test_other_landing_layout_is_read_by_hash(
-    raw_dir: Path, tmp_path: Path, unbucketed: dict[str, list], monkeypatch: pytest.MonkeyPatch
+    raw_dir: Path, tmp_path: Path, unbucketed: dict[str, list], monkeypatch: pytest.MonkeyPatch, group_rows: int
 ) -> None:
     """Partitions landed with another bucket count (or before bucketing) are still staged right."""
     data = _copy_raw(raw_dir, tmp_path)
     for log in LOGS:
         for i, day in enumerate(ARRIVALS):
             land_partition(data, log, day, buckets=4 if i % 2 else 1)
-    got = _run(data, 5, monkeypatch, group_rows=3000)
+    got = _run(data, 5, monkeypatch, group_rows=group_rows)
     for name, rows in unbucketed.items():
         assert got[name] == rows, name
+
+
+def test_pieces_cover_every_bucket_once_and_slice_only_large_buckets(raw_dir: Path, tmp_path: Path) -> None:
+    data = _copy_raw(raw_dir, tmp_path)
+    _land(data, 4)
+    per_bucket = largest_day(data, "impressions", DAYS) // 4  # about 1000 copies
+    groups = bucket_groups(data, "impressions", DAYS, 4, group_rows=2 * per_bucket)
+    assert [p.buckets for p in groups] == [(0, 1), (2, 3)] and {p.parts for p in groups} == {1}
+    assert all(p.keeps() is None for p in groups)
+    assert {p.parts for p in bucket_groups(data, "impressions", DAYS, 4, group_rows=per_bucket // 2 + 1)} == {1}
+    sliced = bucket_groups(data, "impressions", DAYS, 4, group_rows=per_bucket // 6)  # slices of 2 x the limit
+    parts = -(-per_bucket // (2 * (per_bucket // 6)))  # 3 or 4 slices of each bucket
+    assert sorted((p.buckets, p.part, p.parts) for p in sliced) == [
+        ((b,), j, parts) for b in range(4) for j in range(parts)
+    ]
+    capped = bucket_groups(data, "impressions", DAYS, 4, group_rows=1)
+    assert {p.parts for p in capped} == {MAX_SLICES} and len(capped) == 4 * MAX_SLICES
+    # the slices of a bucket split its ids: each id in exactly one
+    ids = pl.DataFrame({"event_id": [f"id-{i}" for i in range(1000)]})
+    kept = [
+        sliced_piece.keep(ids).get_column("event_id").to_list()
+        for sliced_piece in sliced
+        if sliced_piece.buckets == (0,)
+    ]
+    assert sorted(i for part in kept for i in part) == sorted(ids.get_column("event_id").to_list())
+    assert all(part for part in kept)
 
 
 def test_every_copy_of_an_id_lands_in_one_bucket(raw_dir: Path, tmp_path: Path) -> None:
