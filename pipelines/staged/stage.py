@@ -9,9 +9,10 @@ this partition, each replaced atomically.
 Memory is bounded by a landing *bucket* (a hash of event_id, see
 ``pipelines.landing.land``), not by a day: every copy of an event_id is in the
 same bucket, so rule 5 runs a group of buckets at a time and each group becomes
-one row group of the staged file. A bucket too large for the group limit (a day
-of tens of millions of events) is cut further into *slices* by a second hash of
-event_id, read with a filter, so memory stays bounded whatever the day's size.
+one row group of the staged file. A bucket of more than twice the group limit (a
+day of about 50M events or more) is cut further into *slices* by a second hash
+of event_id, read with a filter, so memory stays bounded up to days of hundreds
+of millions of events (MAX_SLICES slices a bucket).
 The ``raw`` line is never loaded for the bulk of the events: only the rows that
 end in the quarantine fetch it, by file and row number, after the rules have
 decided.
