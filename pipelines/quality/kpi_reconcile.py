@@ -475,16 +475,21 @@ def distinct_counts(spec: KpiMart, facts: pl.DataFrame | Path, con: duckdb.DuckD
     return frame.cast({d.column: pl.Int64 for d in spec.distincts})
 
 
-def expected_frame(
-    spec: KpiMart, facts: pl.DataFrame | Path, con: duckdb.DuckDBPyConnection | None = None
-) -> pl.DataFrame:
-    """What the mart should hold, at its grain: polars' sums and counts with DuckDB's distinct counts."""
-    lazy = pl.scan_parquet(facts) if isinstance(facts, Path) else facts.lazy()
-    expected = spec.expected(lazy).collect(engine="streaming")
+def _scan(facts: pl.DataFrame | Path) -> pl.LazyFrame:
+    return pl.scan_parquet(facts) if isinstance(facts, Path) else facts.lazy()
+
+
+def expected_frame(spec: KpiMart, facts: pl.DataFrame | Path, data: DataDir | None = None) -> pl.DataFrame:
+    """What the mart should hold, at its grain: polars' sums and counts with DuckDB's distinct
+    counts (``data`` gives DuckDB the lake's spill space)."""
+    expected = spec.expected(_scan(facts)).collect(engine="streaming")
     if not spec.distincts:
         return expected
-    con = _connection(None) if con is None else con
-    counts = distinct_counts(spec, facts, con).cast({k: expected.schema[k] for k in spec.keys})
+    con = _connection(data)
+    try:
+        counts = distinct_counts(spec, facts, con).cast({k: expected.schema[k] for k in spec.keys})
+    finally:
+        con.close()
     return expected.join(counts, on=list(spec.keys), how="left", nulls_equal=True).with_columns(
         pl.col(d.column).fill_null(0) for d in spec.distincts
     )
@@ -500,13 +505,8 @@ def reconcile_frames(
     is checked in bounded memory. ``data`` gives DuckDB the lake's spill space.
     """
     spec = KPI_MARTS[name]
-    lazy = pl.scan_parquet(facts) if isinstance(facts, Path) else facts.lazy()
-    problems = overlap_problems(spec, mart, lazy)
-    con = _connection(data)
-    try:
-        problems += grain_problems(spec, mart, expected_frame(spec, facts, con))
-    finally:
-        con.close()
+    problems = overlap_problems(spec, mart, _scan(facts))
+    problems += grain_problems(spec, mart, expected_frame(spec, facts, data))
     problems += identity_problems(spec, mart)
     return problems[:MAX_PROBLEMS]
 
