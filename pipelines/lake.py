@@ -122,18 +122,23 @@ def days(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def parquet_chunks(path: Path):
-    """A Parquet file as polars frames, one row group at a time (a file larger than memory
-    never loads whole); a single-row-group file is read in one go."""
+def parquet_chunks(path: Path, rows: int = 1_048_576):
+    """A Parquet file as polars frames of consecutive row groups, up to ``rows`` rows each
+    (a file larger than memory never loads whole; a small one is read in one go). Grouping
+    keeps a file of many small row groups from costing one call of the consumer per group."""
     import polars as pl
     import pyarrow.parquet as pq
 
     meta = pq.ParquetFile(path).metadata
-    if meta.num_row_groups <= 1:
+    if meta.num_rows <= rows:
         yield pl.read_parquet(path)
         return
-    offset = 0
+    offset, size = 0, 0
     for i in range(meta.num_row_groups):
         n = meta.row_group(i).num_rows
-        yield pl.scan_parquet(path).slice(offset, n).collect()
-        offset += n
+        if size and size + n > rows:
+            yield pl.scan_parquet(path).slice(offset, size).collect()
+            offset, size = offset + size, 0
+        size += n
+    if size:
+        yield pl.scan_parquet(path).slice(offset, size).collect()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from pipelines.contract import LOGS
@@ -270,3 +271,18 @@ def test_ids_shared_with_neighbours_are_exact_and_distinct() -> None:
     assert sorted(stage_module._Ids.shared(day, others).to_list()) == ["b", "d"]
     assert stage_module._Ids.shared(day, others[1:2]).to_list() == []
     assert stage_module._Ids.shared(stage_module._Ids(pl.Series("event_id", [], dtype=pl.String)), others).len() == 0
+
+
+def test_small_staged_row_groups_change_nothing(
+    raw_dir: Path, tmp_path: Path, unbucketed: dict[str, list], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A piece is written in row groups of at most STAGED_ROW_GROUP_ROWS; the outputs are the same."""
+    monkeypatch.setattr(stage_module, "STAGED_ROW_GROUP_ROWS", 100)
+    data = _copy_raw(raw_dir, tmp_path)
+    _land(data, 4)
+    got = _run(data, 4, monkeypatch, group_rows=3000)
+    for name, rows in unbucketed.items():
+        assert got[name] == rows, name
+    meta = pq.ParquetFile(data.staged_file("impressions", DAYS[1])).metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert len(sizes) > 10 and max(sizes) <= 100

@@ -130,7 +130,7 @@ def build_staged_asset(log: str) -> list:
             if not path.exists():
                 return 0, f"{day}: staged file missing"
             n = 0
-            for frame in parquet_chunks(path):  # one row group at a time: bounded memory
+            for frame in parquet_chunks(path):  # about 1M rows at a time: bounded memory
                 n += frame.height
                 try:
                     validate_clean(log, frame, ref, schema=schema)
