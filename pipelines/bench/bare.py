@@ -120,6 +120,7 @@ def run_bare(data_dir: str, start: str, end: str, repeats: int = 1) -> dict[str,
     for _ in range(max(1, repeats)):
         began = time.perf_counter()
         with duckdb.connect() as con:
+            con.execute("SET enable_progress_bar = false")  # the benchmark writes a log, not a terminal
             rows = con.execute(sql).fetchall()
         samples.append(round(time.perf_counter() - began, 3))
     return {

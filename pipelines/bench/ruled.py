@@ -177,6 +177,7 @@ def run_ruled(data_dir: str, start: str, end: str) -> dict[str, Any]:
     data.scratch.mkdir(parents=True, exist_ok=True)
     began, cpu0 = time.perf_counter(), time.process_time()
     with duckdb.connect() as con:
+        con.execute("SET enable_progress_bar = false")
         con.execute(f"SET temp_directory = '{data.scratch.as_posix()}'")
         con.execute("SET preserve_insertion_order = false")
         register_udfs(con)
