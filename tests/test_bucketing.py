@@ -286,3 +286,34 @@ def test_small_staged_row_groups_change_nothing(
     meta = pq.ParquetFile(data.staged_file("impressions", DAYS[1])).metadata
     sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
     assert len(sizes) > 10 and max(sizes) <= 100
+
+
+def test_the_quarantine_spill_leaves_nothing_behind(
+    raw_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each piece's quarantine rows are spilled to scratch files and sorted into the day's file at
+    the end; the scratch files go, whether the step succeeds or fails half way."""
+    data = _copy_raw(raw_dir, tmp_path)
+    _land(data, 4)
+    ref = load_reference(data)
+    stats = stage_range(data, "impressions", DAYS, ref, buckets=4, group_rows=300)  # several pieces
+    assert sum(s.quarantined for s in stats) > 0
+    assert not list(data.scratch.glob("staged-quarantine-*"))
+    day_file = data.quarantine_file("staged", "impressions", DAYS[1])
+    before = pl.read_parquet(day_file)
+    assert before.height == stats[1].quarantined and before.get_column("reason").is_sorted()
+
+    calls = {"n": 0}
+    real = stage_module.stage_copies
+
+    def fail_on_third_piece(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stage_module, "stage_copies", fail_on_third_piece)
+    with pytest.raises(RuntimeError, match="disk full"):
+        stage_range(data, "impressions", DAYS, ref, buckets=4, group_rows=300)
+    assert not list(data.scratch.glob("staged-quarantine-*"))
+    assert pl.read_parquet(day_file).equals(before)  # the last good file stays

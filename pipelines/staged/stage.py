@@ -25,6 +25,8 @@ import datetime as dt
 import itertools
 import json
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -358,23 +360,15 @@ class _DayOutput:
             use_dictionary=dictionary,
             write_statistics=stats,
         )
-        self.quarantine: list[pl.DataFrame] = []
+        # Each piece's quarantine rows go to a file of their own here at once, and the day's file is
+        # sorted from them at the end (by DuckDB, which spills): the quarantine of a day is never
+        # held in memory, however large the day (0.72 GiB for 2.4M rows of a 100M-event day).
+        self.spill = Path(tempfile.mkdtemp(prefix=f"staged-quarantine-{log}-{day}-", dir=data.scratch))
+        self.spilled = 0
+        self._spill(_empty_quarantine_source())  # the day's file has its columns even with no row
 
-    def add(self, clean: pl.DataFrame, quarantine: pl.DataFrame, copies: int, collapsed: int) -> None:
-        if clean.height:
-            rows = clean.select(self.schema.names).to_arrow(compat_level=pl.CompatLevel.newest())
-            self.writer.write_table(rows.cast(self.schema), row_group_size=STAGED_ROW_GROUP_ROWS)
-        if quarantine.height:
-            self.quarantine.append(_compact(quarantine))
-        self.stats.copies += copies
-        self.stats.collapsed += collapsed
-        self.stats.accepted += clean.height
-
-    def finish(self) -> StagedStats:
-        self.writer.close()
-        os.replace(self.tmp, self.path)
-        quarantine = pl.concat(self.quarantine) if self.quarantine else _empty_quarantine_source()
-        quarantine = quarantine.select(
+    def _spill(self, quarantine: pl.DataFrame) -> None:
+        rows = quarantine.select(
             pl.lit(self.log).alias("log"),
             "event_id",
             "arrival_date",
@@ -383,29 +377,51 @@ class _DayOutput:
             "event_date",
             pl.lit("staged").alias("stage"),
             pl.col("src").alias("source_file"),
-        ).sort(["reason", "event_id", "arrival_date", "source_file", "raw"])
-        quarantine = quarantine.cast({c: _PL[t] for c, t in QUARANTINE_SCHEMA.items()})
-        _write_parquet(quarantine, self.data.quarantine_file("staged", self.log, self.day))
-        self.stats.quarantined = quarantine.height
-        counts = quarantine.group_by("reason").len().sort("reason")
-        self.stats.by_reason = {r: int(n) for r, n in counts.iter_rows()}
+        ).cast({c: _PL[t] for c, t in QUARANTINE_SCHEMA.items()})
+        rows.write_parquet(self.spill / f"{self.spilled:06d}.parquet", compression="lz4")
+        self.spilled += 1
+
+    def add(self, clean: pl.DataFrame, quarantine: pl.DataFrame, copies: int, collapsed: int) -> None:
+        if clean.height:
+            rows = clean.select(self.schema.names).to_arrow(compat_level=pl.CompatLevel.newest())
+            self.writer.write_table(rows.cast(self.schema), row_group_size=STAGED_ROW_GROUP_ROWS)
+        if quarantine.height:
+            self._spill(quarantine)
+        self.stats.copies += copies
+        self.stats.collapsed += collapsed
+        self.stats.accepted += clean.height
+
+    def finish(self) -> StagedStats:
+        self.writer.close()
+        os.replace(self.tmp, self.path)
+        out = self.data.quarantine_file("staged", self.log, self.day)
+        tmp = temp_sibling(out)
+        con = compute_connection(self.data)
+        try:
+            con.execute(
+                f"""COPY (SELECT * FROM read_parquet('{self.spill.as_posix()}/*.parquet')
+                          ORDER BY reason, event_id, arrival_date, source_file, raw)
+                    TO '{tmp.as_posix()}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"""
+            )
+            counts = con.sql(
+                f"SELECT reason, count(*) FROM read_parquet('{tmp.as_posix()}') GROUP BY reason ORDER BY reason"
+            ).fetchall()
+            os.replace(tmp, out)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            con.close()
+            shutil.rmtree(self.spill, ignore_errors=True)
+        self.stats.by_reason = {r: int(n) for r, n in counts}
+        self.stats.quarantined = sum(self.stats.by_reason.values())
         _write_stats(self.data, self.stats)
         return self.stats
 
     def abort(self) -> None:
         self.writer.close()
         self.tmp.unlink(missing_ok=True)
-
-
-def _compact(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` with its strings copied into buffers of their own.
-
-    A filtered polars string column still points into the buffers of the column it came from:
-    the few quarantined rows of a piece kept every decoded raw line of their row groups alive,
-    and the step grew by gigabytes over a large day (8.3 GiB on a 100M-event day, 3.3 GiB with
-    this copy). Going through Arrow's plain string layout copies just the rows' bytes.
-    """
-    return pl.from_arrow(frame.to_arrow(compat_level=pl.CompatLevel.oldest()))  # type: ignore[return-value]
+        shutil.rmtree(self.spill, ignore_errors=True)
 
 
 def _empty_quarantine_source() -> pl.DataFrame:
@@ -530,12 +546,6 @@ def stage_partition(
 
 
 _PL = {"VARCHAR": pl.String, "DATE": pl.Date}
-
-
-def _write_parquet(frame: pl.DataFrame, path: os.PathLike) -> None:
-    tmp = temp_sibling(path)  # type: ignore[arg-type]
-    frame.write_parquet(tmp, compression="zstd", compression_level=1)
-    os.replace(tmp, path)
 
 
 def _write_stats(data: DataDir, stats: StagedStats) -> None:
