@@ -14,6 +14,6 @@ os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:2000,muzzy_decay_ms:2
 # five sources of some thirty columns into one Parquet sink and holds several morsels per source in
 # flight: on a 30M-event day that step alone peaked at 2.5 GiB, 1.7 GiB with 20k-row morsels, and
 # as fast. In that day's benchmark (with staged row groups of 256k rows, pipelines.staged.stage) the
-# facts step went from 2.88 to 1.63 GiB and the checks from 24.9 to 17.2 s; the 5 x 3M benchmark did
-# not move (docs/performance.md). A value in the environment wins.
+# facts step went from 2.88 to 1.6 GiB; no stage got slower, and the 5 x 3M benchmark did not move
+# (docs/performance.md). A value in the environment wins.
 os.environ.setdefault("POLARS_IDEAL_MORSEL_SIZE", "20000")
