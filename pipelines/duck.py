@@ -26,9 +26,14 @@ def compute_connection(data: DataDir, threads: int | None = None) -> duckdb.Duck
     return con
 
 
+def sql_str(path: object) -> str:
+    """A DuckDB string literal of a file path (or glob)."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def sql_list(paths: list) -> str:
     """A DuckDB list literal of file paths."""
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+    return "[" + ", ".join(sql_str(p) for p in paths) + "]"
 
 
 # DuckDB's CSV reader hands whole files to its threads once a scan lists more files than twice its

@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.contract import MAX_LATENESS_DAYS, Reason
-from pipelines.duck import compute_connection, sql_list
+from pipelines.duck import compute_connection, sql_list, sql_str
 from pipelines.lake import DataDir, temp_sibling
 from pipelines.landing.land import (
     LandingSources,
@@ -399,12 +399,12 @@ class _DayOutput:
         con = compute_connection(self.data)
         try:
             con.execute(
-                f"""COPY (SELECT * FROM read_parquet('{self.spill.as_posix()}/*.parquet')
+                f"""COPY (SELECT * FROM read_parquet({sql_str(self.spill.as_posix() + "/*.parquet")})
                           ORDER BY reason, event_id, arrival_date, source_file, raw)
-                    TO '{tmp.as_posix()}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"""
+                    TO {sql_str(tmp.as_posix())} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"""
             )
             counts = con.sql(
-                f"SELECT reason, count(*) FROM read_parquet('{tmp.as_posix()}') GROUP BY reason ORDER BY reason"
+                f"SELECT reason, count(*) FROM read_parquet({sql_str(tmp.as_posix())}) GROUP BY reason ORDER BY reason"
             ).fetchall()
             os.replace(tmp, out)
         except BaseException:
