@@ -19,7 +19,7 @@ def compute_connection(data: DataDir, threads: int | None = None) -> duckdb.Duck
     """An in-memory DuckDB with a memory cap and spill directory, for one step."""
     con = duckdb.connect(":memory:")
     con.execute(f"SET memory_limit = '{DEFAULT_MEMORY_LIMIT}'")
-    con.execute(f"SET temp_directory = '{data.scratch.as_posix()}'")
+    con.execute(f"SET temp_directory = {sql_str(data.scratch.as_posix())}")
     con.execute("SET preserve_insertion_order = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
@@ -29,6 +29,13 @@ def compute_connection(data: DataDir, threads: int | None = None) -> duckdb.Duck
 def sql_str(path: object) -> str:
     """A DuckDB string literal of a file path (or glob)."""
     return "'" + str(path).replace("'", "''") + "'"
+
+
+def sql_glob(folder: Path, pattern: str) -> str:
+    """A DuckDB string literal of ``pattern`` inside ``folder``, where the folder's own ``*``, ``?``,
+    ``[`` and ``]`` match only themselves (DuckDB has no escape character for globs)."""
+    escaped = "".join(f"[{c}]" if c in "*?[]" else c for c in folder.as_posix())
+    return sql_str(f"{escaped}/{pattern}")
 
 
 def sql_list(paths: list) -> str:

@@ -131,14 +131,14 @@ def parquet_chunks(path: Path, rows: int = 1_048_576):
 
     meta = pq.ParquetFile(path).metadata
     if meta.num_rows <= rows:
-        yield pl.read_parquet(path)
+        yield pl.read_parquet(path, glob=False)
         return
     offset, size = 0, 0
     for i in range(meta.num_row_groups):
         n = meta.row_group(i).num_rows
         if size and size + n > rows:
-            yield pl.scan_parquet(path).slice(offset, size).collect()
+            yield pl.scan_parquet(path, glob=False).slice(offset, size).collect()
             offset, size = offset + size, 0
         size += n
     if size:
-        yield pl.scan_parquet(path).slice(offset, size).collect()
+        yield pl.scan_parquet(path, glob=False).slice(offset, size).collect()

@@ -89,7 +89,7 @@ def _read(path: Path, table: str) -> pl.DataFrame:
         raise ReferenceError(f"reference table missing: {path}")
     read = list(_TYPES[table])
     try:
-        frame = pl.read_csv(path, infer_schema=False)
+        frame = pl.read_csv(path, infer_schema=False, glob=False)
     except Exception as exc:  # polars raises several error types for bad CSV
         raise ReferenceError(f"cannot read {path}: {exc}") from exc
     missing = [c for c in read if c not in frame.columns]

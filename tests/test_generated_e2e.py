@@ -55,9 +55,14 @@ def replayed_ids(root: Path) -> set[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("generated")
+    # A quote, blanks and glob characters in the path: every SQL string that names a file must quote
+    # it, and no reader may take the folder's brackets for a pattern.
+    root = tmp_path_factory.mktemp("generated") / "o'brien's [raw] data"
     generate_dataset(root, START, 5, 6000, seed=11, dirt_rate=0.01, compress=True)
     assert add_far_replays(root, per_log=15, seed=3) == 45
+    # "<any name>.jsonl": a raw file name with a quote and blanks must be read like any other
+    first = sorted((root / "raw" / "impressions" / f"dt={START}").glob("*.jsonl.gz"))[0]
+    first.rename(first.with_name("it's a producer's file.jsonl.gz"))
     result = execute_range(root, START, END, log_level="ERROR", instance=dg.DagsterInstance.ephemeral())
     return root, result
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.bench.measure import lower_median
+from pipelines.duck import sql_list, sql_str
 
 
 def stream_differences(bare: dict[tuple[str, str], tuple], marts: dict[tuple[str, str], tuple]) -> dict[str, Any]:
@@ -28,13 +29,13 @@ def stream_differences(bare: dict[tuple[str, str], tuple], marts: dict[tuple[str
 
 def reference_ctes(ref: Path) -> str:
     """``fx``, ``fees``, ``cats`` and ``params`` (per_coin) from the reference CSVs, for a WITH clause."""
-    return f"""fx AS (SELECT * FROM read_csv('{ref}/fx_rates.csv', header = true,
+    return f"""fx AS (SELECT * FROM read_csv({sql_str(ref / "fx_rates.csv")}, header = true,
                 columns = {{'date': 'DATE', 'currency': 'VARCHAR', 'usd_per_unit': 'DOUBLE'}})),
-     fees AS (SELECT * FROM read_csv('{ref}/store_fees.csv', header = true,
+     fees AS (SELECT * FROM read_csv({sql_str(ref / "store_fees.csv")}, header = true,
                 columns = {{'platform': 'VARCHAR', 'fee_rate': 'DOUBLE'}})),
-     cats AS (SELECT * FROM read_csv('{ref}/shop_categories.csv', header = true,
+     cats AS (SELECT * FROM read_csv({sql_str(ref / "shop_categories.csv")}, header = true,
                 columns = {{'category': 'VARCHAR', 'referral_fee_rate': 'DOUBLE'}})),
-     params AS (SELECT CAST(value AS DOUBLE) AS per_coin FROM read_csv('{ref}/parameters.csv', header = true,
+     params AS (SELECT CAST(value AS DOUBLE) AS per_coin FROM read_csv({sql_str(ref / "parameters.csv")}, header = true,
                 columns = {{'name': 'VARCHAR', 'value': 'VARCHAR'}}) WHERE name = 'creator_usd_per_coin')"""
 
 
@@ -71,7 +72,7 @@ def bare_sql(data_dir: Path, start: dt.date, end: dt.date) -> str:
             cols = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in spec.items())
             return f"(SELECT CAST(NULL AS DATE) AS d, {cols} LIMIT 0)"
         struct = "{" + ", ".join(f"'{c}': '{t}'" for c, t in spec.items()) + "}"
-        file_list = "[" + ", ".join(f"'{p}'" for p in paths) + "]"
+        file_list = sql_list(paths)
         return (
             f"(SELECT TRY_CAST(left(event_time, 10) AS DATE) AS d, * FROM read_json({file_list}, "
             f"format = 'newline_delimited', ignore_errors = true, columns = {struct}))"

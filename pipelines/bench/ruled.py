@@ -33,6 +33,7 @@ from pipelines.contract import (
     PLATFORMS,
     PRICING_MODELS,
 )
+from pipelines.duck import sql_str
 from pipelines.lake import DataDir
 from pipelines.landing.land import raw_files
 from pipelines.landing.rules_sql import landing_select, register_udfs
@@ -153,8 +154,10 @@ def ruled_sql(data_dir: Path, start: dt.date, end: dt.date) -> str:
         parts = ["SELECT CAST(NULL AS DATE), '', 0.0, 0.0, 0.0 LIMIT 0"]
     rows = "\nUNION ALL\n".join(parts)
     return f"""
-WITH countries AS (SELECT country FROM read_csv('{ref}/countries.csv', header = true, all_varchar = true)),
-     gift_types AS (SELECT gift_type FROM read_csv('{ref}/gift_catalog.csv', header = true, all_varchar = true)),
+WITH countries AS (SELECT country FROM read_csv({sql_str(ref / "countries.csv")},
+                                                header = true, all_varchar = true)),
+     gift_types AS (SELECT gift_type FROM read_csv({sql_str(ref / "gift_catalog.csv")},
+                                                   header = true, all_varchar = true)),
      {reference_ctes(ref)},
      rows (event_date, stream, gross, fees, payouts) AS ({rows})
 SELECT event_date, stream, sum(gross) AS gross_revenue_usd, sum(fees) AS platform_fees_usd,
@@ -178,7 +181,7 @@ def run_ruled(data_dir: str, start: str, end: str) -> dict[str, Any]:
     began, cpu0 = time.perf_counter(), time.process_time()
     with duckdb.connect() as con:
         con.execute("SET enable_progress_bar = false")
-        con.execute(f"SET temp_directory = '{data.scratch.as_posix()}'")
+        con.execute(f"SET temp_directory = {sql_str(data.scratch)}")
         con.execute("SET preserve_insertion_order = false")
         register_udfs(con)
         rows = con.execute(sql).fetchall()

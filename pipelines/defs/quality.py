@@ -20,7 +20,7 @@ def quarantine_counts(revwh: DataDirResource, day) -> dict[str, int]:
     files = [f for f in files if f.exists()]
     if not files:
         return {}
-    counts = pl.scan_parquet(files).group_by("log", "reason").len().collect().sort("log", "reason")
+    counts = pl.scan_parquet(files, glob=False).group_by("log", "reason").len().collect().sort("log", "reason")
     return {f"{log}/{reason}": int(n) for log, reason, n in counts.iter_rows()}
 
 

@@ -175,7 +175,7 @@ def build_facts(data: DataDir, event_date: dt.date, ref: Reference) -> int:
     out = data.facts_file(event_date)
     tmp = temp_sibling(out)
     parts = [
-        revenue_facts(log, pl.scan_parquet(data.staged_file(log, event_date)), ref)
+        revenue_facts(log, pl.scan_parquet(data.staged_file(log, event_date), glob=False), ref)
         for log in LOGS
         if data.staged_file(log, event_date).exists()
     ]

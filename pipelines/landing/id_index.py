@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.duck import sql_list
+from pipelines.duck import sql_list, sql_str
 from pipelines.lake import DataDir, temp_sibling
 
 INDEX_FILE = "event_ids.parquet"
@@ -43,7 +43,7 @@ def write_id_index(con: duckdb.DuckDBPyConnection | None, accepted: list[Path], 
         assert con is not None, "indexing landed files needs a DuckDB connection"
         con.execute(
             f"""COPY (SELECT hash(event_id) AS h, event_date FROM read_parquet({sql_list(accepted)}) ORDER BY h)
-                TO '{tmp.as_posix()}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1,
+                TO {sql_str(tmp)} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1,
                                       KV_METADATA {{hash_scheme: '{hash_scheme()}'}})"""
         )
     os.replace(tmp, path)

@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.contract import MAX_LATENESS_DAYS, Reason
-from pipelines.duck import compute_connection, sql_list
+from pipelines.duck import compute_connection, sql_list, sql_str
 from pipelines.lake import DataDir, replace_dir, temp_sibling
 from pipelines.landing.id_index import INDEX_FILE, write_id_index
 from pipelines.landing.rules_sql import bucket_expr, landing_select, register_udfs
@@ -274,7 +274,7 @@ def _copy_partition(
                     CASE WHEN reason IS NULL THEN strftime(event_date, '%Y-%m-%d') ELSE 'rejected' END AS part,
                     CASE WHEN reason IS NULL THEN {bucket_expr(stats.buckets)} ELSE 0 END AS bucket
                 FROM ({select})
-            ) TO '{split.as_posix()}' (FORMAT parquet, PARTITION_BY (part, bucket), COMPRESSION zstd,
+            ) TO {sql_str(split)} (FORMAT parquet, PARTITION_BY (part, bucket), COMPRESSION zstd,
                                       COMPRESSION_LEVEL 1, ROW_GROUP_SIZE {LANDING_ROW_GROUP_SIZE},
                                       RETURN_STATS)"""
     ).fetchall()
@@ -300,11 +300,11 @@ def _copy_partition(
         tmp_q = temp_sibling(quarantine_path)
         con.execute(
             f"""COPY (SELECT {QUARANTINE_COLUMNS_SQL.format(log=log, stage="landing")} FROM ({rejected}))
-                TO '{tmp_q.as_posix()}' (FORMAT parquet)"""
+                TO {sql_str(tmp_q)} (FORMAT parquet)"""
         )
         os.replace(tmp_q, quarantine_path)
         rows = con.execute(
-            f"SELECT reason, count(*) FROM read_parquet('{quarantine_path.as_posix()}') GROUP BY 1"
+            f"SELECT reason, count(*) FROM read_parquet({sql_str(quarantine_path)}) GROUP BY 1"
         ).fetchall()
         stats.by_reason = {r: int(n) for r, n in sorted(rows)}
     else:

@@ -34,7 +34,7 @@ import duckdb
 import polars as pl
 
 from pipelines.contract import Stream
-from pipelines.duck import DEFAULT_MEMORY_LIMIT, compute_connection
+from pipelines.duck import DEFAULT_MEMORY_LIMIT, compute_connection, sql_str
 from pipelines.lake import DataDir
 from pipelines.quality.reconcile import CENT, RELATIVE, usd_close
 
@@ -467,7 +467,7 @@ def distinct_counts(spec: KpiMart, facts: pl.DataFrame | Path, con: duckdb.DuckD
     )
     scope = " OR ".join(f"({d.where})" for d in spec.distincts) if all(d.where for d in spec.distincts) else "true"
     if isinstance(facts, Path):
-        source = f"read_parquet('{facts.as_posix()}')"
+        source = f"read_parquet({sql_str(facts)})"
     else:
         con.register("kpi_facts", facts)
         source = "kpi_facts"
@@ -476,7 +476,7 @@ def distinct_counts(spec: KpiMart, facts: pl.DataFrame | Path, con: duckdb.DuckD
 
 
 def _scan(facts: pl.DataFrame | Path) -> pl.LazyFrame:
-    return pl.scan_parquet(facts) if isinstance(facts, Path) else facts.lazy()
+    return pl.scan_parquet(facts, glob=False) if isinstance(facts, Path) else facts.lazy()
 
 
 def expected_frame(spec: KpiMart, facts: pl.DataFrame | Path, data: DataDir | None = None) -> pl.DataFrame:
@@ -517,7 +517,7 @@ def _read(data: DataDir, name: str, event_date: dt.date) -> tuple[pl.DataFrame, 
         return f"facts {event_date} missing"
     if not mart.exists():
         return f"{name} {event_date} missing"
-    return pl.read_parquet(mart), facts
+    return pl.read_parquet(mart, glob=False), facts
 
 
 def kpi_reconcile_problems(data: DataDir, name: str, event_date: dt.date) -> list[str]:
@@ -533,4 +533,4 @@ def kpi_ratio_problems(data: DataDir, name: str, event_date: dt.date) -> list[st
     mart = data.mart_file(name, event_date)
     if not mart.exists():
         return [f"{name} {event_date} missing"]
-    return ratio_problems(KPI_MARTS[name], pl.read_parquet(mart))[:MAX_PROBLEMS]
+    return ratio_problems(KPI_MARTS[name], pl.read_parquet(mart, glob=False))[:MAX_PROBLEMS]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.duck import sql_str
 from pipelines.lake import temp_sibling
 
 # Columns of quality.quarantine (SPEC §5 plus where and when it was caught).
@@ -39,5 +40,5 @@ def write_empty_quarantine(path: Path) -> None:
     cols = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in QUARANTINE_SCHEMA.items())
     tmp = temp_sibling(path)
     with duckdb.connect() as con:
-        con.execute(f"COPY (SELECT {cols} LIMIT 0) TO '{tmp.as_posix()}' (FORMAT parquet)")
+        con.execute(f"COPY (SELECT {cols} LIMIT 0) TO {sql_str(tmp)} (FORMAT parquet)")
     os.replace(tmp, path)

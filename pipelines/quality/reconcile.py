@@ -54,7 +54,7 @@ def count_raw_lines(data: DataDir, log: str, day: dt.date, con: duckdb.DuckDBPyC
 def parquet_rows(files: list) -> int:
     if not files:
         return 0
-    return int(pl.scan_parquet(files, hive_partitioning=False).select(pl.len()).collect().item())
+    return int(pl.scan_parquet(files, hive_partitioning=False, glob=False).select(pl.len()).collect().item())
 
 
 def landed_row_counts(data: DataDir, log: str, day: dt.date) -> tuple[int, int]:
@@ -96,7 +96,7 @@ def facts_problems(data: DataDir, event_date: dt.date) -> list[str]:
     facts = data.facts_file(event_date)
     if not facts.exists():
         return [f"facts {event_date} missing"]
-    per_log = dict(pl.scan_parquet(facts).group_by("log").len().collect(engine="streaming").iter_rows())
+    per_log = dict(pl.scan_parquet(facts, glob=False).group_by("log").len().collect(engine="streaming").iter_rows())
     problems = []
     for log in LOGS:
         staged = data.staged_file(log, event_date)
@@ -104,7 +104,7 @@ def facts_problems(data: DataDir, event_date: dt.date) -> list[str]:
         if per_log.get(log, 0) != expected:
             problems.append(f"{event_date} {log}: {per_log.get(log, 0)} facts != {expected} staged events")
     nulls = (
-        pl.scan_parquet(facts)
+        pl.scan_parquet(facts, glob=False)
         .select(
             pl.col("region").is_null().sum().alias("region"),
             pl.col("net_revenue_usd").is_null().sum().alias("net_revenue_usd"),
@@ -127,12 +127,14 @@ def mart_problems(data: DataDir, mart: str, event_date: dt.date) -> list[str]:
         return [f"{mart} {event_date} missing"]
     exprs = [pl.col(m).sum() for m in MEASURES]
     want = (
-        pl.scan_parquet(facts)
+        pl.scan_parquet(facts, glob=False)
         .select(*exprs, pl.len().alias("event_count"))
         .collect(engine="streaming")  # a large day's facts never load whole
         .row(0, named=True)
     )
-    got = pl.scan_parquet(mart_file).select(*exprs, pl.col("event_count").sum()).collect().row(0, named=True)
+    got = (
+        pl.scan_parquet(mart_file, glob=False).select(*exprs, pl.col("event_count").sum()).collect().row(0, named=True)
+    )
     problems = [
         f"{mart} {event_date} {m}: mart {got[m]} != facts {want[m]}" for m in MEASURES if not usd_close(got[m], want[m])
     ]

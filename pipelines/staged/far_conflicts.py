@@ -83,7 +83,7 @@ class FarConflicts:
 
 def _conflicting_ids(quarantine: Path) -> pl.Series:
     """The ids a staged quarantine file rejects as ``conflicting_duplicate``."""
-    frame = pl.read_parquet(quarantine, columns=["event_id", "reason"])
+    frame = pl.read_parquet(quarantine, columns=["event_id", "reason"], glob=False)
     return frame.filter(pl.col("reason") == str(Reason.CONFLICTING_DUPLICATE)).get_column("event_id").unique()
 
 
@@ -141,7 +141,7 @@ def _far_hashes(
     """(h, event_date) of the hashes of one hash range that touch ``days`` and span more than the
     window or reach outside ``days``; and (h, event_date) of the ``lost`` hashes that no longer
     touch ``days`` and lie on one date."""
-    rows = pl.scan_parquet(indexes, hive_partitioning=False)
+    rows = pl.scan_parquet(indexes, hive_partitioning=False, glob=False)
     low, high = (chunk << 64) // chunks, ((chunk + 1) << 64) // chunks
     if chunk:
         rows = rows.filter(pl.col("h") >= pl.lit(low, dtype=pl.UInt64))

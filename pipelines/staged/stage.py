@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.contract import MAX_LATENESS_DAYS, Reason
-from pipelines.duck import compute_connection, sql_list, sql_str
+from pipelines.duck import compute_connection, sql_glob, sql_list, sql_str
 from pipelines.lake import DataDir, temp_sibling
 from pipelines.landing.land import (
     LandingSources,
@@ -149,7 +149,7 @@ def read_copies(data: DataDir, log: str, event_date: dt.date) -> pl.DataFrame:
     files = landing_files_for_event_date(data, log, event_date)
     if not files:
         return _empty_landed(log)
-    frame = pl.read_parquet(files, hive_partitioning=False, columns=_empty_landed(log).columns)
+    frame = pl.read_parquet(files, hive_partitioning=False, columns=_empty_landed(log).columns, glob=False)
     return frame.cast(_empty_landed(log).schema)
 
 
@@ -181,9 +181,11 @@ class _BucketReader:
     def _read(files: list[Path], columns: list[str], piece: Piece, row_index: str | None = None) -> pl.DataFrame:
         keeps = piece.keeps()
         if keeps is None:
-            return pl.read_parquet(files, columns=columns, hive_partitioning=False, row_index_name=row_index)
+            return pl.read_parquet(
+                files, columns=columns, hive_partitioning=False, row_index_name=row_index, glob=False
+            )
         # a slice: a streaming scan keeps only its rows, so the whole bucket is never in memory
-        scan = pl.scan_parquet(files, hive_partitioning=False, row_index_name=row_index)
+        scan = pl.scan_parquet(files, hive_partitioning=False, row_index_name=row_index, glob=False)
         return scan.select(*([row_index] if row_index else []), *columns).filter(keeps).collect(engine="streaming")
 
     def copies(self, sources: LandingSources, piece: Piece) -> tuple[pl.DataFrame, list[Path]]:
@@ -204,7 +206,7 @@ class _BucketReader:
             # cut with another scheme: keep this group's rows, with their row numbers in the file
             frame = self.con.sql(
                 f"""SELECT {", ".join(self.columns)}, file_row_number AS {ROW}
-                    FROM read_parquet('{path.as_posix()}', file_row_number = true)
+                    FROM read_parquet({sql_str(path)}, file_row_number = true)
                     WHERE {self._where(piece)}"""
             ).pl()
             parts.append(piece.keep(frame).with_columns(pl.lit(i, dtype=pl.Int32).alias(FILE)))
@@ -318,7 +320,7 @@ def fetch_raw(files: list[Path], rows: pl.DataFrame) -> pl.DataFrame:
     position = pl.DataFrame({FILE: pl.Series(used, dtype=pl.Int32), "start": starts})
     wanted = rows.join(position, on=FILE).with_columns((pl.col("start") + pl.col(ROW)).alias("_g"))
     found = (
-        pl.scan_parquet(paths, hive_partitioning=False)
+        pl.scan_parquet(paths, hive_partitioning=False, glob=False)
         .select("raw")
         .with_row_index("_g")
         .filter(pl.col("_g").is_in(wanted.get_column("_g").cast(pl.UInt32).implode()))
@@ -399,7 +401,7 @@ class _DayOutput:
         con = compute_connection(self.data)
         try:
             con.execute(
-                f"""COPY (SELECT * FROM read_parquet({sql_str(self.spill.as_posix() + "/*.parquet")})
+                f"""COPY (SELECT * FROM read_parquet({sql_glob(self.spill, "*.parquet")})
                           ORDER BY reason, event_id, arrival_date, source_file, raw)
                     TO {sql_str(tmp.as_posix())} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"""
             )

@@ -36,6 +36,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines.duck import sql_glob, sql_list, sql_str
 from pipelines.facts.revenue import FACT_SCHEMA
 from pipelines.lake import DataDir, clone_file, temp_sibling
 from pipelines.marts.build import USD_SUM_MACRO, mart_names, mart_sql
@@ -63,8 +64,9 @@ class LakeFile:
 
 
 def _glob(folder: Path) -> str | None:
+    """A DuckDB string literal of the folder's Parquet files, None if it has none."""
     files = sorted(folder.glob("*.parquet"))
-    return f"{folder.as_posix()}/*.parquet" if files else None
+    return sql_glob(folder, "*.parquet") if files else None
 
 
 def lake_files(data: DataDir) -> list[LakeFile]:
@@ -93,16 +95,12 @@ def _create_empty_mart(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.execute(f"CREATE TABLE marts.{name} AS SELECT * FROM ({sql}) LIMIT 0")
 
 
-def _sql_list(paths: list[str]) -> str:
-    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
-
-
 def _counts_select(files: list[LakeFile]) -> str:
     """quarantine_counts rows of some quarantine files: rows per (partition file, reason, arrival date)."""
-    keys = ", ".join(f"('{f.path}', '{f.key}')" for f in files)
+    keys = ", ".join(f"({sql_str(f.path)}, '{f.key}')" for f in files)
     return f"""SELECT k.key AS partition_key, q.stage, q.log, q.reason, q.arrival_date,
                       CAST(count(*) AS BIGINT) AS rows
-               FROM read_parquet({_sql_list([f.path for f in files])}, union_by_name = true, filename = true) q
+               FROM read_parquet({sql_list([f.path for f in files])}, union_by_name = true, filename = true) q
                JOIN (VALUES {keys}) k(path, key) ON k.path = q.filename
                GROUP BY ALL"""
 
@@ -118,8 +116,8 @@ _QUARANTINE_ROW_KEY = (
 def _insert_quarantine(con: duckdb.DuckDBPyConnection, files: list[LakeFile]) -> None:
     """The rows of some quarantine files into quality.quarantine; each row must belong to its file's partition
     (that is how a re-run's rows are found and deleted), which is checked here rather than assumed."""
-    paths = _sql_list([f.path for f in files])
-    keys = ", ".join(f"('{f.path}', '{f.key}')" for f in files)
+    paths = sql_list([f.path for f in files])
+    keys = ", ".join(f"({sql_str(f.path)}, '{f.key}')" for f in files)
     cols = ", ".join(f"q.{c}" for c in QUARANTINE_SCHEMA)
     inserted = con.execute(
         f"""INSERT INTO {QUARANTINE} SELECT {cols}
@@ -139,7 +137,7 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, files: list[LakeFile]) -
         con.execute(f"INSERT INTO {table} {_counts_select(files)}")
         _insert_quarantine(con, files)
     else:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet({_sql_list([f.path for f in files])})")
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet({sql_list([f.path for f in files])})")
 
 
 def _delete(con: duckdb.DuckDBPyConnection, table: str, keys: list[str]) -> None:
@@ -155,11 +153,12 @@ def _views(con: duckdb.DuckDBPyConnection, data: DataDir) -> None:
     """The lazy views over the lake (cheap: no data is read)."""
     facts = _glob(data.lake / "facts" / "revenue_events")
     if facts:
-        con.execute(f"CREATE OR REPLACE VIEW facts.revenue_events AS SELECT * FROM read_parquet('{facts}')")
+        con.execute(f"CREATE OR REPLACE VIEW facts.revenue_events AS SELECT * FROM read_parquet({facts})")
     for log_dir in sorted((data.lake / "staged").glob("*")) if (data.lake / "staged").exists() else []:
         pattern = _glob(log_dir)
         if pattern:
-            con.execute(f"CREATE OR REPLACE VIEW staged.{log_dir.name} AS SELECT * FROM read_parquet('{pattern}')")
+            source = f"read_parquet({pattern})"
+            con.execute(f"CREATE OR REPLACE VIEW staged.{log_dir.name} AS SELECT * FROM {source}")
 
 
 def _record(con: duckdb.DuckDBPyConnection, files: list[LakeFile]) -> None:
@@ -181,7 +180,7 @@ def _rebuild(con: duckdb.DuckDBPyConnection, data: DataDir, files: list[LakeFile
     for name in mart_names():
         pattern = _glob(data.lake / "marts" / name)
         if pattern:
-            con.execute(f"CREATE TABLE marts.{name} AS SELECT * FROM read_parquet('{pattern}') ORDER BY ALL")
+            con.execute(f"CREATE TABLE marts.{name} AS SELECT * FROM read_parquet({pattern}) ORDER BY ALL")
         else:  # no partition built yet: an empty table with the mart's columns
             _create_empty_mart(con, name)
     con.execute(
@@ -223,7 +222,7 @@ def _update(con: duckdb.DuckDBPyConnection, data: DataDir, files: list[LakeFile]
     changed = [f for k, f in current.items() if published.get(k) != (f.size, f.mtime_ns)]
     removed = [k for k in published if k not in current]
     for f in changed:  # a mart whose SQL changed has new columns: rebuild rather than mix shapes
-        new, old = f"SELECT * FROM read_parquet('{f.path}')", f"SELECT * FROM {f.table}"
+        new, old = f"SELECT * FROM read_parquet({sql_str(f.path)})", f"SELECT * FROM {f.table}"
         if f.table != QUARANTINE_COUNTS and _columns(con, new) != _columns(con, old):
             return False
     con.execute("BEGIN TRANSACTION")
