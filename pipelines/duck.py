@@ -26,21 +26,31 @@ def compute_connection(data: DataDir, threads: int | None = None) -> duckdb.Duck
     return con
 
 
-def sql_str(path: object) -> str:
-    """A DuckDB string literal of a file path (or glob)."""
-    return "'" + str(path).replace("'", "''") + "'"
+def sql_str(text: object) -> str:
+    """A DuckDB string literal: a value, or a path DuckDB writes to (never globbed)."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _no_glob(path: str) -> str:
+    # DuckDB has no escape character for globs; a one-character class matches the character itself.
+    # Without it, reading `part[1].jsonl` reads `part1.jsonl`, and `a*b.jsonl` reads `acb.jsonl` too.
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in path)
+
+
+def sql_path(path: object) -> str:
+    """A DuckDB string literal naming exactly one file to read, whatever characters its path holds."""
+    return sql_str(_no_glob(Path(path).as_posix()))
 
 
 def sql_glob(folder: Path, pattern: str) -> str:
-    """A DuckDB string literal of ``pattern`` inside ``folder``, where the folder's own ``*``, ``?``,
-    ``[`` and ``]`` match only themselves (DuckDB has no escape character for globs)."""
-    escaped = "".join(f"[{c}]" if c in "*?[]" else c for c in folder.as_posix())
-    return sql_str(f"{escaped}/{pattern}")
+    """A DuckDB string literal of ``pattern`` inside ``folder``: the folder's own ``*?[]`` match only
+    themselves."""
+    return sql_str(f"{_no_glob(folder.as_posix())}/{pattern}")
 
 
 def sql_list(paths: list) -> str:
-    """A DuckDB list literal of file paths."""
-    return "[" + ", ".join(sql_str(p) for p in paths) + "]"
+    """A DuckDB list literal of files to read (see :func:`sql_path`)."""
+    return "[" + ", ".join(sql_path(p) for p in paths) + "]"
 
 
 # DuckDB's CSV reader hands whole files to its threads once a scan lists more files than twice its

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.bench.measure import lower_median
-from pipelines.duck import sql_list, sql_str
+from pipelines.duck import sql_list, sql_path
 
 
 def stream_differences(bare: dict[tuple[str, str], tuple], marts: dict[tuple[str, str], tuple]) -> dict[str, Any]:
@@ -29,13 +29,14 @@ def stream_differences(bare: dict[tuple[str, str], tuple], marts: dict[tuple[str
 
 def reference_ctes(ref: Path) -> str:
     """``fx``, ``fees``, ``cats`` and ``params`` (per_coin) from the reference CSVs, for a WITH clause."""
-    return f"""fx AS (SELECT * FROM read_csv({sql_str(ref / "fx_rates.csv")}, header = true,
+    return f"""fx AS (SELECT * FROM read_csv({sql_path(ref / "fx_rates.csv")}, header = true,
                 columns = {{'date': 'DATE', 'currency': 'VARCHAR', 'usd_per_unit': 'DOUBLE'}})),
-     fees AS (SELECT * FROM read_csv({sql_str(ref / "store_fees.csv")}, header = true,
+     fees AS (SELECT * FROM read_csv({sql_path(ref / "store_fees.csv")}, header = true,
                 columns = {{'platform': 'VARCHAR', 'fee_rate': 'DOUBLE'}})),
-     cats AS (SELECT * FROM read_csv({sql_str(ref / "shop_categories.csv")}, header = true,
+     cats AS (SELECT * FROM read_csv({sql_path(ref / "shop_categories.csv")}, header = true,
                 columns = {{'category': 'VARCHAR', 'referral_fee_rate': 'DOUBLE'}})),
-     params AS (SELECT CAST(value AS DOUBLE) AS per_coin FROM read_csv({sql_str(ref / "parameters.csv")}, header = true,
+     params AS (SELECT CAST(value AS DOUBLE) AS per_coin
+                FROM read_csv({sql_path(ref / "parameters.csv")}, header = true,
                 columns = {{'name': 'VARCHAR', 'value': 'VARCHAR'}}) WHERE name = 'creator_usd_per_coin')"""
 
 

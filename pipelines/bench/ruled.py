@@ -33,7 +33,7 @@ from pipelines.contract import (
     PLATFORMS,
     PRICING_MODELS,
 )
-from pipelines.duck import sql_str
+from pipelines.duck import sql_path, sql_str
 from pipelines.lake import DataDir
 from pipelines.landing.land import raw_files
 from pipelines.landing.rules_sql import landing_select, register_udfs
@@ -154,9 +154,9 @@ def ruled_sql(data_dir: Path, start: dt.date, end: dt.date) -> str:
         parts = ["SELECT CAST(NULL AS DATE), '', 0.0, 0.0, 0.0 LIMIT 0"]
     rows = "\nUNION ALL\n".join(parts)
     return f"""
-WITH countries AS (SELECT country FROM read_csv({sql_str(ref / "countries.csv")},
+WITH countries AS (SELECT country FROM read_csv({sql_path(ref / "countries.csv")},
                                                 header = true, all_varchar = true)),
-     gift_types AS (SELECT gift_type FROM read_csv({sql_str(ref / "gift_catalog.csv")},
+     gift_types AS (SELECT gift_type FROM read_csv({sql_path(ref / "gift_catalog.csv")},
                                                    header = true, all_varchar = true)),
      {reference_ctes(ref)},
      rows (event_date, stream, gross, fees, payouts) AS ({rows})

@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.contract import MAX_LATENESS_DAYS, Reason
-from pipelines.duck import compute_connection, sql_list, sql_str
+from pipelines.duck import compute_connection, sql_list, sql_path, sql_str
 from pipelines.lake import DataDir, replace_dir, temp_sibling
 from pipelines.landing.id_index import INDEX_FILE, write_id_index
 from pipelines.landing.rules_sql import bucket_expr, landing_select, register_udfs
@@ -304,7 +304,7 @@ def _copy_partition(
         )
         os.replace(tmp_q, quarantine_path)
         rows = con.execute(
-            f"SELECT reason, count(*) FROM read_parquet({sql_str(quarantine_path)}) GROUP BY 1"
+            f"SELECT reason, count(*) FROM read_parquet({sql_path(quarantine_path)}) GROUP BY 1"
         ).fetchall()
         stats.by_reason = {r: int(n) for r, n in sorted(rows)}
     else:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.duck import compute_connection, sql_str
+from pipelines.duck import compute_connection, sql_path, sql_str
 from pipelines.lake import DataDir, temp_sibling
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
@@ -48,7 +48,7 @@ def register_facts(con: duckdb.DuckDBPyConnection, data: DataDir, event_date: dt
     if not facts.exists():
         raise FileNotFoundError(f"facts for {event_date} not built yet: {facts}")
     con.execute(USD_SUM_MACRO)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW revenue_events AS SELECT * FROM read_parquet({sql_str(facts)})")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW revenue_events AS SELECT * FROM read_parquet({sql_path(facts)})")
 
 
 def build_mart_partition(

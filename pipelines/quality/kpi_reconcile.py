@@ -34,7 +34,7 @@ import duckdb
 import polars as pl
 
 from pipelines.contract import Stream
-from pipelines.duck import DEFAULT_MEMORY_LIMIT, compute_connection, sql_str
+from pipelines.duck import DEFAULT_MEMORY_LIMIT, compute_connection, sql_path
 from pipelines.lake import DataDir
 from pipelines.quality.reconcile import CENT, RELATIVE, usd_close
 
@@ -467,7 +467,7 @@ def distinct_counts(spec: KpiMart, facts: pl.DataFrame | Path, con: duckdb.DuckD
     )
     scope = " OR ".join(f"({d.where})" for d in spec.distincts) if all(d.where for d in spec.distincts) else "true"
     if isinstance(facts, Path):
-        source = f"read_parquet({sql_str(facts)})"
+        source = f"read_parquet({sql_path(facts)})"
     else:
         con.register("kpi_facts", facts)
         source = "kpi_facts"

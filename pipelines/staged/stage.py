@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.contract import MAX_LATENESS_DAYS, Reason
-from pipelines.duck import compute_connection, sql_glob, sql_list, sql_str
+from pipelines.duck import compute_connection, sql_glob, sql_list, sql_path, sql_str
 from pipelines.lake import DataDir, temp_sibling
 from pipelines.landing.land import (
     LandingSources,
@@ -206,7 +206,7 @@ class _BucketReader:
             # cut with another scheme: keep this group's rows, with their row numbers in the file
             frame = self.con.sql(
                 f"""SELECT {", ".join(self.columns)}, file_row_number AS {ROW}
-                    FROM read_parquet({sql_str(path)}, file_row_number = true)
+                    FROM read_parquet({sql_path(path)}, file_row_number = true)
                     WHERE {self._where(piece)}"""
             ).pl()
             parts.append(piece.keep(frame).with_columns(pl.lit(i, dtype=pl.Int32).alias(FILE)))
@@ -406,7 +406,7 @@ class _DayOutput:
                     TO {sql_str(tmp.as_posix())} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"""
             )
             counts = con.sql(
-                f"SELECT reason, count(*) FROM read_parquet({sql_str(tmp.as_posix())}) GROUP BY reason ORDER BY reason"
+                f"SELECT reason, count(*) FROM read_parquet({sql_path(tmp.as_posix())}) GROUP BY reason ORDER BY reason"
             ).fetchall()
             os.replace(tmp, out)
         except BaseException:

@@ -36,7 +36,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines.duck import sql_glob, sql_list, sql_str
+from pipelines.duck import sql_glob, sql_list, sql_path, sql_str
 from pipelines.facts.revenue import FACT_SCHEMA
 from pipelines.lake import DataDir, clone_file, temp_sibling
 from pipelines.marts.build import USD_SUM_MACRO, mart_names, mart_sql
@@ -222,7 +222,7 @@ def _update(con: duckdb.DuckDBPyConnection, data: DataDir, files: list[LakeFile]
     changed = [f for k, f in current.items() if published.get(k) != (f.size, f.mtime_ns)]
     removed = [k for k in published if k not in current]
     for f in changed:  # a mart whose SQL changed has new columns: rebuild rather than mix shapes
-        new, old = f"SELECT * FROM read_parquet({sql_str(f.path)})", f"SELECT * FROM {f.table}"
+        new, old = f"SELECT * FROM read_parquet({sql_path(f.path)})", f"SELECT * FROM {f.table}"
         if f.table != QUARANTINE_COUNTS and _columns(con, new) != _columns(con, old):
             return False
     con.execute("BEGIN TRANSACTION")
