@@ -269,7 +269,8 @@ class Location:
                     stats.bytes += stamp[0]
                 stale = sorted(remote.keys() - local.keys())
                 if stale:
-                    self.fs.rm([self._remote_path(rel) for rel in stale])
+                    for rel in stale:  # one by one: fsspec's rm() takes `[`, `*`, `?` in a path for a glob
+                        self.fs.rm_file(self._remote_path(rel))
                     for rel in stale:
                         files.pop(rel, None)
                     stats.deleted += len(stale)

@@ -55,9 +55,10 @@ def build_small(root: Path) -> None:
 
 @pytest.fixture
 def remote() -> Iterator[str]:
-    """A fresh memory:// prefix, removed afterwards (memory:// is global to the process)."""
+    """A fresh memory:// prefix, removed afterwards (memory:// is global to the process). Its name holds
+    a quote, a blank and brackets, which fsspec's rm() and find() would take for a glob."""
     fs = fsspec.filesystem("memory")
-    root = f"/revwh-test-{uuid.uuid4().hex[:8]}/warehouse"
+    root = f"/revwh-test-{uuid.uuid4().hex[:8]}/o'brien's [eu] warehouse"
     yield f"memory://{root}"
     if fs.exists(root.rsplit("/", 1)[0]):
         fs.rm(root.rsplit("/", 1)[0], recursive=True)
@@ -123,7 +124,7 @@ def test_pull_copies_only_new_or_changed_files(tmp_path: Path, remote: str) -> N
 
     fs, root = fsspec.core.url_to_fs(remote)
     fs.pipe_file(f"{root}/raw/orders/dt={D3}/part-0.jsonl", b"{}\n")  # changed
-    fs.rm(f"{root}/raw/fund_payouts/dt={D3}/part-0.jsonl")  # removed
+    fs.rm_file(f"{root}/raw/fund_payouts/dt={D3}/part-0.jsonl")  # removed
     third = loc.pull()
     assert (third.copied, third.unchanged, third.deleted) == (1, n_files - 2, 1)
     assert (loc.local / "raw" / "orders" / f"dt={D3}" / "part-0.jsonl").read_text() == "{}\n"
@@ -182,3 +183,26 @@ def test_fresh_cache_sees_earlier_runs(
     monkeypatch.setenv("REVWH_CACHE_DIR", str(cache_root))
     both = marts(remote, capsys)["revenue_by_stream"]
     assert D1 in both and D2 in both
+
+
+def test_push_deletes_the_remote_files_the_run_replaced(tmp_path: Path, remote: str) -> None:
+    """A lake file gone from the cache is deleted from the URL, by its exact name (brackets and all)."""
+    src = tmp_path / "src"
+    build_small(src)
+    upload(src, remote)
+    loc = Location.parse(remote)
+    loc.pull()
+    kept, replaced = (
+        loc.local / "lake" / "marts" / "m" / "kept.parquet",
+        loc.local / "lake" / "marts" / "m" / "x[1].parquet",
+    )
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"k")
+    replaced.write_bytes(b"r")
+    assert loc.push().copied == 2
+
+    replaced.unlink()
+    stats = loc.push()
+    assert (stats.copied, stats.deleted) == (0, 1)
+    fs, root = fsspec.core.url_to_fs(remote)
+    assert sorted(p.rsplit("/", 1)[1] for p in fs.find(f"{root}/lake")) == ["kept.parquet"]
