@@ -42,6 +42,7 @@ _KEYS = {
 # value is checked where it is read (only creator_usd_per_coin is).
 _REQUIRED = {table: [c for c in types if (table, c) != ("parameters", "value")] for table, types in _TYPES.items()}
 CREATOR_USD_PER_COIN = "creator_usd_per_coin"
+_LINE = "_line"  # a row's line number in its file, for messages (the header is line 1)
 
 
 class ReferenceError(ValueError):
@@ -92,29 +93,34 @@ def _read(path: Path, table: str) -> pl.DataFrame:
         frame = pl.read_csv(path, infer_schema=False, glob=False)
     except Exception as exc:  # polars raises several error types for bad CSV
         raise ReferenceError(f"cannot read {path}: {exc}") from exc
+    frame = frame.rename({c: c.strip() for c in frame.columns})  # `country, region` names `region`
     missing = [c for c in read if c not in frame.columns]
     if missing:
         expected = ",".join(REFERENCE_TABLES[table])
         raise ReferenceError(f"{path}: missing column(s) {missing}; expected header {expected}")
     kept = [c for c in REFERENCE_TABLES[table] if c in frame.columns]  # SPEC §1's order (the fingerprint)
-    frame = frame.select(kept).with_columns(pl.col(pl.String).str.strip_chars())
+    frame = frame.with_row_index(_LINE, offset=2).with_columns(pl.col(pl.String).str.strip_chars())
+    # A blank line (an editor's or an export's last line, or a gap) is no row; polars reads it as
+    # a row of nulls, which would fail as an empty key. Every other row keeps its line number.
+    frame = frame.filter(pl.any_horizontal(pl.col(c).is_not_null() & (pl.col(c) != "") for c in frame.columns[1:]))
+    frame = frame.select(_LINE, *kept)
     typed = frame.with_columns(
         pl.col(c).str.to_date("%Y-%m-%d", strict=False) if t == pl.Date else pl.col(c).cast(t, strict=False)
         for c, t in _TYPES[table].items()
     )
     for column, dtype in _TYPES[table].items():
-        bad = frame.with_row_index("line", offset=2).filter(pl.col(column).is_not_null() & typed[column].is_null())
+        bad = frame.filter(pl.col(column).is_not_null() & typed[column].is_null())
         if bad.height:
             first = bad.row(0, named=True)
-            line, value = first["line"], first[column]
+            line, value = first[_LINE], first[column]
             kind = "a YYYY-MM-DD date" if dtype == pl.Date else f"of type {dtype}"
             raise ReferenceError(f"{path}, line {line}: {column} {value!r} is not {kind} ({bad.height} such rows)")
     for column in _REQUIRED[table]:
-        empty = frame.with_row_index("line", offset=2).filter(pl.col(column).is_null() | (pl.col(column) == ""))
+        empty = frame.filter(pl.col(column).is_null() | (pl.col(column) == ""))
         if empty.height:
-            line = empty.row(0, named=True)["line"]
+            line = empty.row(0, named=True)[_LINE]
             raise ReferenceError(f"{path}, line {line}: {column} is empty ({empty.height} such rows)")
-    return _one_row_per_key(typed, table, path)
+    return _one_row_per_key(typed.drop(_LINE), table, path)
 
 
 def _one_row_per_key(frame: pl.DataFrame, table: str, path: Path) -> pl.DataFrame:

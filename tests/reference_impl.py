@@ -101,9 +101,11 @@ def _parse_time(value: object) -> dt.datetime | None:
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
-    """Rows of a reference table; blanks around values do not count (the README's contract decision)."""
+    """Rows of a reference table; blanks around names and values and lines of blanks do not count
+    (the README's contract decisions)."""
     with path.open(newline="") as f:
-        return [{k: v.strip() for k, v in row.items()} for row in csv.DictReader(f)]
+        rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in csv.DictReader(f)]
+    return [row for row in rows if any(row.values())]
 
 
 def _lines(folder: Path):

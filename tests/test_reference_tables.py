@@ -84,3 +84,35 @@ def test_creator_usd_per_coin_must_be_a_finite_number(ref_dir: Path, value: str)
     (ref_dir / "parameters.csv").write_text(f"name,value\ncreator_usd_per_coin,{value}\n")
     with pytest.raises(ReferenceError, match=r"parameters\.csv: creator_usd_per_coin is not a number"):
         load_reference(DataDir.at(ref_dir.parent))
+
+
+def test_blank_lines_are_no_rows(ref_dir: Path) -> None:
+    """An editor's or an export's blank last line, a gap, or a line of blanks is no row (as Python's
+    csv reader skips it), while a row with only unread columns filled is still a row."""
+    before = load_reference(DataDir.at(ref_dir.parent))
+    _append(ref_dir / "shop_categories.csv", "\n")
+    _append(ref_dir / "store_fees.csv", "\n\n   \n")
+    lines = (ref_dir / "countries.csv").read_text().splitlines(keepends=True)
+    (ref_dir / "countries.csv").write_text("".join([*lines[:2], "\n", " \t \n", *lines[2:]]))
+    after = load_reference(DataDir.at(ref_dir.parent))
+    for table in ("countries", "store_fees", "shop_categories"):
+        assert getattr(after, table).equals(getattr(before, table))
+    assert after.fingerprint(dt.date(2025, 3, 1)) == before.fingerprint(dt.date(2025, 3, 1))
+
+    _append(ref_dir / "countries.csv", ",Nowhere,,\n")
+    with pytest.raises(ReferenceError, match=r"countries\.csv, line 8: country is empty"):
+        load_reference(DataDir.at(ref_dir.parent))
+
+
+def test_line_numbers_count_the_blank_lines(ref_dir: Path) -> None:
+    (ref_dir / "store_fees.csv").write_text("platform,fee_rate\nios,0.3\n\nandroid,lots\nweb,0.05\n")
+    with pytest.raises(ReferenceError, match=r"store_fees\.csv, line 4: fee_rate 'lots' is not"):
+        load_reference(DataDir.at(ref_dir.parent))
+
+
+def test_blanks_around_header_names_are_ignored(ref_dir: Path) -> None:
+    before = load_reference(DataDir.at(ref_dir.parent))
+    text = (ref_dir / "countries.csv").read_text()
+    header, rest = text.split("\n", 1)
+    (ref_dir / "countries.csv").write_text(header.replace(",", ", ") + " \n" + rest)
+    assert load_reference(DataDir.at(ref_dir.parent)).countries.equals(before.countries)
