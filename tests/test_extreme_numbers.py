@@ -5,7 +5,10 @@ producer may send an amount of 1e20 or two gifts of 2^62 coins. The marts' exact
 DECIMAL sums cannot hold such totals: a group holding an amount of 1e9 USD or more
 is summed as DOUBLE instead, the KPI marts' coin totals that exceed BIGINT are NULL,
 and a JSON number too large for a double (1e400) is ``invalid_value`` (rule 6: an
-amount must be a finite number above 0). Values are hand-computed.
+amount must be a finite number above 0). Bounds are checked on the number as a double
+reads it, as JSON readers do (Python's among them): 1e-400 reads as 0, not above 0, and
+an affiliate rate of 0.99999999999999999 reads as 1, not below 1; both are
+``invalid_value``. Values are hand-computed.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import pytest
 
 from pipelines.lake import DataDir
 from pipelines.runner import execute_range
-from tests.builders import coin_purchase, fund_payout, gift, impression, write_raw, write_reference
+from tests.builders import coin_purchase, fund_payout, gift, impression, order, write_raw, write_reference
 from tests.reference_impl import published_marts, reference_run
 
 DAY = dt.date(2025, 3, 5)
@@ -38,7 +41,13 @@ def warehouse(root: Path):
     write_reference(root, dt.date(2025, 2, 20), dt.date(2025, 3, 20))
     day = DAY.isoformat()
     infinite_price = json.dumps(impression("inf-price", T)).replace('"price": 5.0', '"price": 1e400')
-    write_raw(root, "impressions", day, [impression("huge-cpm", T, price=1e300), infinite_price])
+    underflow_price = json.dumps(impression("tiny-price", T)).replace('"price": 5.0', '"price": 1e-400')
+    write_raw(root, "impressions", day, [impression("huge-cpm", T, price=1e300), infinite_price, underflow_price])
+    rounded_rate = json.dumps(order("rate-to-1", T, affiliate_creator_id="cr9", affiliate_rate=0.5)).replace(
+        '"affiliate_rate": 0.5', '"affiliate_rate": 0.99999999999999999'
+    )
+    assert "0.99999999999999999" in rounded_rate
+    write_raw(root, "orders", day, [rounded_rate])
     write_raw(root, "coin_purchases", day, [coin_purchase("big", T, amount=1e20), coin_purchase("small", T)])
     payouts = [fund_payout("f1", T, amount=6e19), fund_payout("f2", T, amount=6e19)]
     write_raw(root, "fund_payouts", day, [*payouts, fund_payout("views-2^63", T, qualified_views=2**63)])
@@ -66,6 +75,8 @@ def test_an_amount_too_large_for_a_double_is_invalid_value(warehouse) -> None:
     assert sorted(rows) == [
         ("fund_payouts", "views-2^63", "schema_violation"),  # beyond 64 bits: the README's decision
         ("impressions", "inf-price", "invalid_value"),
+        ("impressions", "tiny-price", "invalid_value"),  # 1e-400 reads as 0.0
+        ("orders", "rate-to-1", "invalid_value"),  # 0.99999999999999999 reads as 1.0
     ]
 
 
