@@ -42,7 +42,7 @@ _KEYS = {
 # value is checked where it is read (only creator_usd_per_coin is).
 _REQUIRED = {table: [c for c in types if (table, c) != ("parameters", "value")] for table, types in _TYPES.items()}
 CREATOR_USD_PER_COIN = "creator_usd_per_coin"
-_LINE = "_line"  # a row's line number in its file, for messages (the header is line 1)
+_LINE = "\x00line"  # a row's line number in its file, for messages (header: 1); no CSV header holds NUL
 
 
 class ReferenceError(ValueError):
