@@ -19,7 +19,7 @@ def compute_connection(data: DataDir, threads: int | None = None) -> duckdb.Duck
     """An in-memory DuckDB with a memory cap and spill directory, for one step."""
     con = duckdb.connect(":memory:")
     con.execute(f"SET memory_limit = '{DEFAULT_MEMORY_LIMIT}'")
-    con.execute(f"SET temp_directory = {sql_str(data.scratch.as_posix())}")
+    con.execute(f"SET temp_directory = {sql_str(data.scratch)}")
     con.execute("SET preserve_insertion_order = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
@@ -31,7 +31,7 @@ def sql_str(text: object) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
-def _no_glob(path: str) -> str:
+def glob_escape(path: str) -> str:
     # DuckDB has no escape character for globs; a one-character class matches the character itself.
     # Without it, reading `part[1].jsonl` reads `part1.jsonl`, and `a*b.jsonl` reads `acb.jsonl` too.
     return "".join(f"[{c}]" if c in "*?[]" else c for c in path)
@@ -39,13 +39,13 @@ def _no_glob(path: str) -> str:
 
 def sql_path(path: object) -> str:
     """A DuckDB string literal naming exactly one file to read, whatever characters its path holds."""
-    return sql_str(_no_glob(Path(path).as_posix()))
+    return sql_str(glob_escape(Path(path).as_posix()))
 
 
 def sql_glob(folder: Path, pattern: str) -> str:
     """A DuckDB string literal of ``pattern`` inside ``folder``: the folder's own ``*?[]`` match only
     themselves."""
-    return sql_str(f"{_no_glob(folder.as_posix())}/{pattern}")
+    return sql_str(f"{glob_escape(folder.as_posix())}/{pattern}")
 
 
 def sql_list(paths: list) -> str:

@@ -93,7 +93,10 @@ def _read(path: Path, table: str) -> pl.DataFrame:
         frame = pl.read_csv(path, infer_schema=False, glob=False)
     except Exception as exc:  # polars raises several error types for bad CSV
         raise ReferenceError(f"cannot read {path}: {exc}") from exc
-    frame = frame.rename({c: c.strip() for c in frame.columns})  # `country, region` names `region`
+    names = [c.strip() for c in frame.columns]  # `country, region` names `region`
+    if len(set(names)) < len(names):
+        raise ReferenceError(f"{path}: a column is named twice in the header {','.join(names)}")
+    frame = frame.rename(dict(zip(frame.columns, names, strict=True)))
     missing = [c for c in read if c not in frame.columns]
     if missing:
         expected = ",".join(REFERENCE_TABLES[table])

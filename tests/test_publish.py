@@ -237,3 +237,26 @@ def test_revwh_publish_without_a_lake_is_one_line_error(tmp_path: Path, capsys: 
 
     assert main(["publish", "--data-dir", str(tmp_path / "nowhere")]) == 2
     assert "no lake with marts" in capsys.readouterr().err
+
+
+def test_views_in_a_folder_with_brackets_read_it_and_give_no_moved_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The views' patterns escape the folder's glob characters; a query that finds no files there
+    is not told the warehouse was published for another location."""
+    from pipelines.cli import main
+
+    data = DataDir.at(tmp_path / "eu [old] data")
+    _mart(data, D1, 1.0, 10)
+    facts = data.facts_file(D1)
+    facts.parent.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame({"event_date": [D1, D1], "stream": ["advertising", "ecommerce"]}).write_parquet(facts)
+    publish_warehouse(data)
+    query = ["sql", "SELECT count(*) AS n FROM facts.revenue_events", "--data-dir", str(data.root), "--format", "csv"]
+    capsys.readouterr()
+    assert main(query) == 0
+    assert capsys.readouterr().out.split() == ["n", "2"]
+    facts.unlink()  # the lake is where the views say, but holds no facts now
+    assert main(query) == 1
+    err = capsys.readouterr().err
+    assert "No files found" in err and "another location" not in err

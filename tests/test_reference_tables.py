@@ -116,3 +116,9 @@ def test_blanks_around_header_names_are_ignored(ref_dir: Path) -> None:
     header, rest = text.split("\n", 1)
     (ref_dir / "countries.csv").write_text(header.replace(",", ", ") + " \n" + rest)
     assert load_reference(DataDir.at(ref_dir.parent)).countries.equals(before.countries)
+
+
+def test_a_column_named_twice_once_blanks_are_stripped_fails_the_load(ref_dir: Path) -> None:
+    (ref_dir / "store_fees.csv").write_text("platform,fee_rate, fee_rate\nios,0.3,0.3\n")
+    with pytest.raises(ReferenceError, match=r"store_fees\.csv: a column is named twice"):
+        load_reference(DataDir.at(ref_dir.parent))

@@ -403,10 +403,10 @@ class _DayOutput:
             con.execute(
                 f"""COPY (SELECT * FROM read_parquet({sql_glob(self.spill, "*.parquet")})
                           ORDER BY reason, event_id, arrival_date, source_file, raw)
-                    TO {sql_str(tmp.as_posix())} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"""
+                    TO {sql_str(tmp)} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"""
             )
             counts = con.sql(
-                f"SELECT reason, count(*) FROM read_parquet({sql_path(tmp.as_posix())}) GROUP BY reason ORDER BY reason"
+                f"SELECT reason, count(*) FROM read_parquet({sql_path(tmp)}) GROUP BY reason ORDER BY reason"
             ).fetchall()
             os.replace(tmp, out)
         except BaseException:

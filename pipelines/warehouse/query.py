@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.duck import glob_escape, sql_str
 from pipelines.lake import DataDir
 
 
@@ -36,8 +37,7 @@ def connect_read_only(data_dir: Path) -> duckdb.DuckDBPyConnection:
         raise QueryError(f"no warehouse at {data.warehouse}: run `revwh run --data-dir {data_dir} ...` first")
     con = duckdb.connect()
     try:
-        path = data.warehouse.as_posix().replace("'", "''")
-        con.execute(f"ATTACH '{path}' AS warehouse (READ_ONLY)")
+        con.execute(f"ATTACH {sql_str(data.warehouse)} AS warehouse (READ_ONLY)")
         con.execute("USE warehouse")
     except duckdb.Error as exc:
         con.close()
@@ -51,7 +51,7 @@ def _moved_lake_hint(data_dir: Path, message: str) -> str:
     if not missing:
         return ""
     lake = DataDir.at(data_dir).lake.resolve().as_posix()
-    if missing.group(1).startswith(lake + "/"):
+    if missing.group(1).startswith((lake + "/", glob_escape(lake) + "/")):  # the views' patterns are escaped
         return ""
     return (
         f" (the warehouse's views over facts and staged were published for another location; "
