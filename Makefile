@@ -9,7 +9,10 @@ DEMO_START ?= 2025-03-01
 DEMO_DAYS ?= 7
 DEMO_EVENTS ?= 200000
 DEMO_END ?= $(shell $(PYTHON) -c "import datetime as d;print(d.date.fromisoformat('$(DEMO_START)')+d.timedelta(days=$(DEMO_DAYS)-4))")
-export DAGSTER_HOME := $(CURDIR)/.dagster_home
+# Targets below are relative paths (make cannot name a file with blanks); recipes quote DATA_DIR, which
+# may be absolute or hold blanks: `make run DATA_DIR="/data/eu demo"`.
+INSTANCE := .dagster_home
+export DAGSTER_HOME := $(CURDIR)/$(INSTANCE)
 
 .PHONY: setup run test ui bench lint generate clean test-distributed
 
@@ -21,21 +24,20 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
-	mkdir -p $(DAGSTER_HOME) && touch $@
+	mkdir -p $(INSTANCE) && touch $@
 
-$(DATA_DIR)/reference/countries.csv: | $(STAMP)
-	$(BIN)/revwh generate --data-dir $(DATA_DIR) --start $(DEMO_START) --days $(DEMO_DAYS) \
-		--events-per-day $(DEMO_EVENTS) --seed 7
-
-generate: $(DATA_DIR)/reference/countries.csv
+# Demo data once: a data directory that already has its reference tables is left as it is.
+generate: $(STAMP)
+	test -f "$(DATA_DIR)/reference/countries.csv" || $(BIN)/revwh generate --data-dir "$(DATA_DIR)" \
+		--start $(DEMO_START) --days $(DEMO_DAYS) --events-per-day $(DEMO_EVENTS) --seed 7
 
 # The instance settings of dagster.yaml (run queue, warehouse pool, slot clean-up) for `make run` and `make ui`.
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
-	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $@
+$(INSTANCE)/dagster.yaml: dagster.yaml
+	mkdir -p $(INSTANCE) && cp dagster.yaml $@
 
-run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml generate
-	$(BIN)/revwh run --data-dir $(DATA_DIR) --start $(DEMO_START) --end $(DEMO_END)
-	$(BIN)/revwh sql "SELECT * FROM marts.revenue_by_stream ORDER BY event_date, stream" --data-dir $(DATA_DIR)
+run: $(STAMP) $(INSTANCE)/dagster.yaml generate
+	$(BIN)/revwh run --data-dir "$(DATA_DIR)" --start $(DEMO_START) --end $(DEMO_END)
+	$(BIN)/revwh sql "SELECT * FROM marts.revenue_by_stream ORDER BY event_date, stream" --data-dir "$(DATA_DIR)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not distributed" tests
@@ -62,8 +64,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check pipelines tests
 	$(BIN)/ruff format --check pipelines tests
 
-ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	REVWH_DATA_DIR=$(CURDIR)/$(DATA_DIR) $(BIN)/dagster dev -w workspace.yaml
+ui: $(STAMP) $(INSTANCE)/dagster.yaml
+	REVWH_DATA_DIR="$$(realpath -m -- "$(DATA_DIR)")" $(BIN)/dagster dev -w workspace.yaml
 
 clean:
 	rm -rf $(VENV) .dagster_home data/demo data/bench
