@@ -9,7 +9,7 @@ import warnings
 import dagster as dg
 from pydantic import PrivateAttr
 
-from pipelines.contract import MAX_LATENESS_DAYS, PARTITIONS_START
+from pipelines.contract import PARTITIONS_START
 from pipelines.lake import DataDir
 from pipelines.reference import Reference, load_reference
 
@@ -17,11 +17,6 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 DAILY = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC")
-
-# staged D reads the copies that arrived on D..D+3 (SPEC §4 rule 4).
-ARRIVAL_WINDOW = dg.TimeWindowPartitionMapping(
-    start_offset=0, end_offset=MAX_LATENESS_DAYS, allow_nonexistent_upstream_partitions=True
-)
 
 DEFAULT_DATA_DIR = "data/demo"
 

@@ -6,11 +6,11 @@ import dagster as dg
 
 from pipelines.contract import LOGS, MAX_LATENESS_DAYS
 from pipelines.defs.automation import FIRST_PARTITION
-from pipelines.defs.common import ARRIVAL_WINDOW, DAILY, DataDirResource, key, partition_dates
+from pipelines.defs.common import DAILY, DataDirResource, key, partition_dates
 from pipelines.defs.landing import landing_key
 from pipelines.defs.schema_metadata import column_schema
-from pipelines.lake import parquet_chunks
-from pipelines.landing.land import landing_buckets
+from pipelines.lake import DataDir, parquet_chunks
+from pipelines.landing.land import CHANGED_SINCE_LANDED, NOT_LANDED, landing_buckets, landing_lag
 from pipelines.parallel import thread_map
 from pipelines.quality.reconcile import staged_balance_problems
 from pipelines.schemas.clean import clean_schema, validate_clean
@@ -31,6 +31,32 @@ def _window_around(days: list[dt.date]) -> list[dt.date]:
     return [d for d in window if d >= FIRST_PARTITION and d not in run]
 
 
+def _arrival_days_landed(context: dg.AssetExecutionContext, data: DataDir, log: str, days: list[dt.date]) -> list[str]:
+    """Event date D reads the copies that arrived on D..D+3. An arrival day with raw files that was
+    never landed would drop its copies without a word, so it stops the step (a run that selects
+    staged without landing, e.g. a backfill of the staged group alone). A day whose raw files changed
+    since it was landed is only behind: the raw-files sensor re-runs it, so that is a warning."""
+    arrivals = sorted({d + dt.timedelta(days=i) for d in days for i in range(MAX_LATENESS_DAYS + 1)})
+    lags = {a: lag for a in arrivals if (lag := landing_lag(data, log, a))}
+    missing = [a.isoformat() for a, lag in lags.items() if lag == NOT_LANDED]
+    if missing:
+        first, last = min(days).isoformat(), max(days).isoformat()
+        raise dg.Failure(
+            description=(
+                f"staged/{log}: arrival day {', '.join(missing)} {NOT_LANDED}, and event dates {first}..{last} "
+                f"read the copies that arrived up to three days after them. Materialise landing/{log} together "
+                f"with staged/{log} (the whole job does), or run `revwh run --start {first} --end {last}`."
+            )
+        )
+    changed = [a.isoformat() for a, lag in lags.items() if lag == CHANGED_SINCE_LANDED]
+    if changed:
+        context.log.warning(
+            f"staged/{log}: arrival day {', '.join(changed)} {CHANGED_SINCE_LANDED}; this run stages what was "
+            "landed. Materialise landing with staged (or let the raw-files sensor do it) to publish the new files."
+        )
+    return changed
+
+
 def build_staged_asset(log: str) -> list:
     @dg.asset(
         key=staged_key(log),
@@ -38,7 +64,12 @@ def build_staged_asset(log: str) -> list:
         group_name="staged",
         kinds={"polars", "pandera", "parquet"},
         backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=[dg.AssetDep(landing_key(log), partition_mapping=ARRIVAL_WINDOW)],
+        # Staged D reads landing D..D+3, but the dependency is declared partition to partition: a
+        # UI backfill maps its range downstream through this mapping, and a D..D+3 window widened staged
+        # to S-3..E and split the backfill into a landing run and a run without the look-ahead days.
+        # Landing lands E+1..E+3 itself when staged is in its run (landing._arrival_days), and the step
+        # refuses a date whose arrival days were never landed (_arrival_days_landed).
+        deps=[landing_key(log)],
         description=(
             f"Clean `{log}` events of one event date: copies from arrival days D..D+3, identical "
             "redeliveries collapsed, conflicting duplicates rejected (rule 5, also against copies of the id "
@@ -52,6 +83,7 @@ def build_staged_asset(log: str) -> list:
         totals = {"copies": 0, "collapsed": 0, "accepted": 0, "quarantined": 0}
         reasons: dict[str, int] = {}
         days = partition_dates(context)
+        behind = _arrival_days_landed(context, data, log, days)
         far = find_far_conflicts(data, log, days, landing_buckets())
         for stats in stage_days(data, log, days, ref, far=far):
             day = dt.date.fromisoformat(stats.event_date)
@@ -95,6 +127,7 @@ def build_staged_asset(log: str) -> list:
                 "far_conflicting_ids": far.copies.get_column("event_id").n_unique(),
                 "stale_event_dates": dg.MetadataValue.json(stale),
                 "outdated_event_dates": dg.MetadataValue.json(outdated),
+                "arrival_days_changed_since_landed": dg.MetadataValue.json(behind),
                 "landed_copies": totals["copies"],
                 "collapsed_duplicates": totals["collapsed"],
                 "quarantined": totals["quarantined"],

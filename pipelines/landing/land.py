@@ -122,6 +122,22 @@ def fingerprint(files: list[Path], buckets: int | None = None) -> str:
     return h.hexdigest()
 
 
+NOT_LANDED = "has raw files but was never landed"
+CHANGED_SINCE_LANDED = "has raw files that changed (or were removed) since it was landed"
+
+
+def landing_lag(data: DataDir, log: str, arrival: dt.date, buckets: int | None = None) -> str | None:
+    """Why the landing of ``arrival`` does not hold what its raw folder holds now, or None when it
+    does (or when there is nothing to land). Costs a ``stat`` per raw file, no read."""
+    files = raw_files(data, log, arrival)
+    previous = read_manifest(data, log, arrival)
+    if previous is None or not data.landing_partition(log, arrival).exists():
+        return NOT_LANDED if files else None
+    if previous.fingerprint != fingerprint(files, landing_buckets() if buckets is None else buckets):
+        return CHANGED_SINCE_LANDED
+    return None
+
+
 def read_manifest(data: DataDir, log: str, arrival: dt.date) -> LandingStats | None:
     path = data.manifest_file("landing", log, arrival)
     if not path.exists():
