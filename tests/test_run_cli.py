@@ -50,7 +50,7 @@ def test_missing_reference_table_names_the_file(tmp_path: Path, capsys: pytest.C
 
 
 def test_sql_without_a_warehouse_says_what_to_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["sql", "SELECT 1", "--data-dir", str(tmp_path)]) == 1
+    assert run(["sql", "SELECT 1", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "no warehouse" in err and "revwh run" in err and "\n" not in err
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -33,7 +34,7 @@ def data_dir(tmp_path: Path) -> Path:
 def test_sql_needs_exactly_one_statement(
     data_dir: Path, capsys: pytest.CaptureFixture[str], sql: str, message: str
 ) -> None:
-    assert run(["sql", sql, "--data-dir", str(data_dir)]) == 1
+    assert run(["sql", sql, "--data-dir", str(data_dir)]) == 2  # unusable input, like a bad argument
     captured = capsys.readouterr()
     assert captured.err.strip() == f"revwh sql: error: {message}" and captured.out == ""
 
@@ -95,3 +96,73 @@ def test_report_days_from_the_environment_must_be_a_number(
     assert run(["report", "--data-dir", str(data_dir)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "revwh report: error: REVWH_REPORT_DAYS must be 0 (all history) or a number of days, got 'abc'"
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("COPY (SELECT 42 AS x) TO '{warehouse}' (FORMAT csv)", "COPY"),
+        ("COPY numbers TO '{elsewhere}'", "COPY"),
+        ("EXPORT DATABASE '{elsewhere}'", "EXPORT"),
+        ("ATTACH '{elsewhere}' AS other", "ATTACH"),
+        ("DELETE FROM numbers", "DELETE"),
+        ("VACUUM", "VACUUM"),
+    ],
+)
+def test_sql_refuses_statements_that_write(
+    data_dir: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str], sql: str, kind: str
+) -> None:
+    """COPY … TO pointed at warehouse.duckdb used to overwrite it with a CSV, read-only attach or not."""
+    warehouse = data_dir / "warehouse.duckdb"
+    before = warehouse.read_bytes()
+    elsewhere = tmp_path_factory.mktemp("out") / "export"
+    statement = sql.format(warehouse=warehouse, elsewhere=elsewhere)
+    assert run(["sql", statement, "--data-dir", str(data_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"revwh sql: error: {kind} statements are refused") and "--format csv" in err
+    assert warehouse.read_bytes() == before and not elsewhere.exists()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["SHOW ALL TABLES", "DESCRIBE numbers", "SUMMARIZE numbers", "EXPLAIN SELECT 1", "PRAGMA show_tables",
+     "CALL duckdb_tables()", "WITH a AS (SELECT 1 AS x) SELECT * FROM a", "FROM numbers LIMIT 1"],
+)  # fmt: skip
+def test_sql_reads_with_every_kind_of_query(data_dir: Path, capsys: pytest.CaptureFixture[str], sql: str) -> None:
+    assert run(["sql", sql, "--data-dir", str(data_dir), "--format", "csv"]) == 0
+    assert capsys.readouterr().out
+
+
+def test_sql_table_cells_keep_small_and_huge_doubles(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sql = "SELECT 1234.5::DOUBLE AS money, 3.9315758e-05::DOUBLE AS rate, 1e300::DOUBLE AS huge, 0::DOUBLE AS zero"
+    assert run(["sql", sql, "--data-dir", str(data_dir)]) == 0
+    row = capsys.readouterr().out.splitlines()[2]
+    assert [cell.strip() for cell in row.split("|")] == ["1234.500000", "3.931576e-05", "1.000000e+300", "0.000000"]
+
+
+def test_sql_json_is_valid_json_without_nan(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sql = "SELECT n, CASE WHEN n = 1 THEN 'nan'::DOUBLE ELSE n / 2 END AS half FROM numbers WHERE n < 3 ORDER BY n"
+    assert run(["sql", sql, "--data-dir", str(data_dir), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": 0, "half": 0.0}, {"n": 1, "half": None}, {"n": 2, "half": 1.0}]
+    assert run(["sql", "SELECT 1 AS x WHERE false", "--data-dir", str(data_dir), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_sql_csv_streams_instead_of_holding_the_result(data_dir: Path) -> None:
+    """A large export holds one batch of rows, not the result: peak RSS barely moves with the row count."""
+    script = (
+        "import resource, sys; from pipelines.cli import main; "
+        "rc = main(['sql', sys.argv[1], '--data-dir', sys.argv[2], '--format', 'csv']); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)"
+    )
+
+    def peak_kib(rows: int) -> int:
+        sql = f"SELECT range AS n, repeat('x', 100) AS pad FROM range({rows})"
+        proc = subprocess.run(
+            [sys.executable, "-c", script, sql, str(data_dir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=300, check=True,
+        )  # fmt: skip
+        return int(proc.stderr.strip().splitlines()[-1])
+
+    small, large = peak_kib(10_000), peak_kib(3_000_000)  # 3M rows of ~110 bytes: 330 MB of text
+    assert large - small < 150 * 1024, (small, large)
