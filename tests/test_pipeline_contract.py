@@ -336,3 +336,14 @@ def test_rerun_is_idempotent(warehouse) -> None:
     after = snapshot()
     assert after == before
     assert all(before[t] for t in ("marts.revenue_by_stream", "quality.quarantine"))
+
+
+def test_a_package_without_its_mart_sql_fails_to_load_instead_of_publishing_no_marts(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy of pipelines/ without sql/ (a non-editable install) used to load with no marts at all."""
+    from pipelines.marts import build
+
+    monkeypatch.setattr(build, "MARTS_SQL_DIR", tmp_path / "sql" / "marts")
+    with pytest.raises(build.MartSqlMissing, match="revenue_by_stream, revenue_by_region"):
+        build.mart_names()

@@ -31,9 +31,25 @@ USD_SUM_MACRO = f"""CREATE OR REPLACE MACRO usd_sum(x) AS CASE
 END"""
 
 
+# The marts SPEC §5 names: without their SQL files the code location would load with no marts at all.
+CONTRACT_MARTS = ("revenue_by_stream", "revenue_by_region")
+
+
+class MartSqlMissing(RuntimeError):
+    """The repository's sql/marts is not beside the package (e.g. a copy of pipelines/ alone)."""
+
+
 def mart_names() -> list[str]:
-    """Every mart with a SQL file, in a stable order."""
-    return sorted(p.stem for p in MARTS_SQL_DIR.glob("*.sql"))
+    """Every mart with a SQL file, in a stable order; fails when the contract's marts are missing."""
+    names = sorted(p.stem for p in MARTS_SQL_DIR.glob("*.sql"))
+    missing = [name for name in CONTRACT_MARTS if name not in names]
+    if missing:
+        raise MartSqlMissing(
+            f"no SQL for the marts {', '.join(missing)} in {MARTS_SQL_DIR}: the marts are the repository's "
+            "sql/marts/*.sql, read beside the pipelines package. Install from a checkout "
+            "(`pip install -e .`, what `make` does) or ship sql/ next to pipelines/."
+        )
+    return names
 
 
 def mart_sql(name: str) -> str:
