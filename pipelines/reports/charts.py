@@ -184,7 +184,7 @@ def kpis_chart(data: ReportData) -> Figure:
         else:
             days: list[dt.date] = [d for d, _ in points]
             ax.plot(days, [v for _, v in points], marker="o", color="#3b5b92", linewidth=1.5)
-            ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1) if unit == "pct" else USD)
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None) if unit == "pct" else USD)
             _date_axis(ax)
             ax.grid(alpha=0.3)
         ax.set_title(title, fontsize=10)

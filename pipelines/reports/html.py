@@ -55,7 +55,7 @@ SUMMARY_ITEMS: tuple[tuple[str, str, str], ...] = (
     ("take_rate", "Shop take rate", "pct"),
     ("refund_rate", "Refund rate", "pct"),
     ("accepted_events", "Accepted events", "int"),
-    ("quarantined_rows", "Quarantined copies", "int"),
+    ("quarantined_rows", "Quarantined copies (by arrival day)", "int"),
 )
 
 Column = tuple[str, str, str]  # (frame column, header, format)
@@ -218,6 +218,8 @@ def render_html(data: ReportData, charts: Sequence[Chart], generated_at: dt.date
             "table-creators",
         ),
         "<h2>Data quality: quarantine</h2>",
+        '<p class="meta">Rejected copies by the day they arrived, from the first date of the window on: '
+        "the runs of these event dates also landed the three arrival days after the last one.</p>",
         _table(
             data.quarantine,
             [("log", "Log", "text"), ("reason", "Reason", "text"), ("rows", "Rejected copies", "int")],
