@@ -79,7 +79,15 @@ def test_far_conflicts_lists_every_copy_confirmed_on_strings(tmp_path: Path) -> 
     far = find_far_conflicts(data, "impressions", [day(5)], buckets=4)
     assert far.copies.rows() == [("far-5", day(0)), ("far-5", day(5))]  # near-3 is the window's
     assert far.ids_on(day(5)).to_list() == ["far-5"]
-    assert find_far_conflicts(data, "impressions", [day(2)], buckets=4).copies.height == 0  # no copy on D+2
+    assert find_far_conflicts(data, "impressions", [day(9)], buckets=4).copies.height == 0  # nothing in D+6..D+12
+    # a run of D1+2 lands arrival days D1+2..D1+5: far-5's copy on D1+5 and near-3's on D1+3 arrive
+    # there, and each ties its id to D1, outside the run
+    assert find_far_conflicts(data, "impressions", [day(2)], buckets=4).copies.rows() == [
+        ("far-5", day(0)),
+        ("far-5", day(5)),
+        ("near-3", day(0)),
+        ("near-3", day(3)),
+    ]
     # hash ranges read a chunk at a time give the same answer
     chunked = find_far_conflicts(data, "impressions", [day(5)], buckets=4, chunk_rows=2)
     assert chunked.copies.rows() == far.copies.rows()
@@ -216,3 +224,54 @@ def test_a_date_rejecting_its_own_differing_copies_is_not_stale(tmp_path: Path) 
     later = execute_range(tmp_path, day(3), day(5), log_level="ERROR", instance=instance)
     assert _staged_metadata(later)["stale_event_dates"] == []
     assert _staged_quarantine(data, 0) == {"x": "conflicting_duplicate"}
+
+
+def _accepted(data: DataDir, offset: int) -> set[str]:
+    return _staged_ids(data, offset) if data.staged_file("impressions", day(offset)).exists() else set()
+
+
+def test_a_copy_landed_for_a_date_the_run_does_not_stage_makes_an_earlier_date_stale(tmp_path: Path) -> None:
+    """Daily runs of D1+6 then D1+7: x has a copy on D1+6 (arrives that day) and one on D1+8 that
+    arrives on D1+10, so only the second run lands it, for a date neither run stages. The first run
+    accepted x on D1+6; the second must report D1+6 (found by a run-order hunt: it reported nothing,
+    and D1+6 kept counting x, unlike one run over D1+6..D1+7)."""
+    write_reference(tmp_path, day(-5), day(20))
+    write_raw(tmp_path, "impressions", str(day(6)), [impression("x", at(6)), impression("ok-6", at(6))])
+    write_raw(tmp_path, "impressions", str(day(10)), [impression("x", at(8), price=7)])
+    data, instance = DataDir.at(tmp_path), dg.DagsterInstance.ephemeral()
+    assert execute_range(tmp_path, day(6), day(6), log_level="ERROR", instance=instance).success
+    assert _accepted(data, 6) == {"x", "ok-6"}
+    later = execute_range(tmp_path, day(7), day(7), log_level="ERROR", instance=instance)
+    assert _staged_metadata(later)["stale_event_dates"] == [str(day(6))]
+    assert execute_range(tmp_path, day(6), day(6), log_level="ERROR", instance=instance).success
+    assert _accepted(data, 6) == {"ok-6"} and _staged_quarantine(data, 6) == {"x": "conflicting_duplicate"}
+
+
+def test_a_late_copy_of_an_earlier_date_makes_a_later_staged_date_stale(tmp_path: Path) -> None:
+    """The same from the other side: a run of D1+2..D1+6 accepts x on D1+2; a run of D1+1 then lands
+    x's copy dated D1 (arriving D1+1), a date it does not stage."""
+    write_reference(tmp_path, day(-5), day(20))
+    write_raw(tmp_path, "impressions", str(day(2)), [impression("x", at(2)), impression("ok-2", at(2))])
+    instance = dg.DagsterInstance.ephemeral()
+    assert execute_range(tmp_path, day(2), day(6), log_level="ERROR", instance=instance).success
+    write_raw(tmp_path, "impressions", str(day(1)), [impression("x", at(0), price=7)])
+    later = execute_range(tmp_path, day(1), day(1), log_level="ERROR", instance=instance)
+    assert _staged_metadata(later)["stale_event_dates"] == [str(day(2))]
+
+
+def test_removing_a_copy_on_a_date_never_staged_makes_its_partners_date_stale(tmp_path: Path) -> None:
+    """x on D1+3 (landed by a run of D1, never staged) and on D1+6; a run of D1+6 rejects x. Then
+    D1+3's file is removed and D1..D1+3 re-run: D1+6's rejection rested on the copy that is gone, and
+    only D1+6's own quarantine remembers x, so it must still be reported."""
+    write_reference(tmp_path, day(-5), day(20))
+    write_raw(tmp_path, "impressions", str(day(3)), [impression("x", at(3))], "x.jsonl")
+    write_raw(tmp_path, "impressions", str(day(6)), [impression("x", at(6), price=7), impression("ok-6", at(6))])
+    data, instance = DataDir.at(tmp_path), dg.DagsterInstance.ephemeral()
+    assert execute_range(tmp_path, day(0), day(0), log_level="ERROR", instance=instance).success
+    assert execute_range(tmp_path, day(6), day(6), log_level="ERROR", instance=instance).success
+    assert _staged_quarantine(data, 6) == {"x": "conflicting_duplicate"}
+    (data.raw_partition("impressions", day(3)) / "x.jsonl").unlink()
+    later = execute_range(tmp_path, day(0), day(3), log_level="ERROR", instance=instance)
+    assert _staged_metadata(later)["stale_event_dates"] == [str(day(6))]
+    assert execute_range(tmp_path, day(6), day(6), log_level="ERROR", instance=instance).success
+    assert _accepted(data, 6) == {"x", "ok-6"}

@@ -7,7 +7,8 @@ the landing id indexes (``pipelines.landing.id_index``) of every arrival day in 
 
 1. read the (hash, event_date) rows, a range of hashes at a time (bounded memory: the
    indexes are sorted by hash, so a range reads only its row groups);
-2. keep the hashes whose dates span more than 3 days and touch the run's dates;
+2. keep the hashes whose dates span more than 3 days and touch the run's dates, or that have a
+   copy on the run's arrival days (S..E+3, what the run lands) and one on a date outside the run;
 3. confirm on the strings, read from the few landing files that can hold them (a hash
    collision never counts).
 
@@ -15,12 +16,16 @@ The result also says which dates outside the run a re-staging of the run's dates
 (their partitions are stale until they are re-run). Rule 5 ties every date holding a copy of an
 id to every other such date, so a date D outside the run is stale when the run changes that tie:
 
-- a copy of an id on one of the run's dates meets one on D (at any distance, so these ids are
-  also collected when the dates are 1–3 days apart, at the run's edges) and D was staged without
-  rejecting it;
-- an id the run's dates rejected before this run has no copy on them any more (its file was
-  removed or corrected), D holds the only copies left and D rejected them: D's rejection may
-  have rested on the copy that is gone.
+- a copy of an id that arrived on one of the run's arrival days S..E+3 meets one on D (at any
+  distance, so these ids are also collected when the dates are 1–3 days apart) and D was staged
+  without rejecting it. Those arrival days hold copies of S-3..E+3, so a copy the run lands for
+  E+2, a date it does not stage, can tie an id to a date D staged earlier;
+- an id that a date of the run's reach (S-3..E+3) rejected before this run has no copy on the
+  run's dates any more (its file was removed or corrected), D holds the only copies left and D
+  rejected them: D's rejection may have rested on the copy that is gone (also when that copy's
+  date was landed but never staged, so only D's own quarantine, inside the reach, remembers the
+  id). A removed copy whose date was never staged and whose partner D lies outside the reach is
+  not found: nothing left in the lake remembers it (README, Contract decisions).
 """
 
 from __future__ import annotations
@@ -46,6 +51,12 @@ CHUNK_ROWS = 20_000_000
 # over a long history), instead of sorting every row.
 PROBE_SHARE = 0.125
 _EMPTY = pl.DataFrame(schema={"event_id": pl.String, "event_date": pl.Date})
+
+
+def reach(days: Iterable[dt.date]) -> list[dt.date]:
+    """The event dates a run over ``days`` can land copies of: each date and 3 days on each side
+    (the arrival days D..D+3 of its dates hold copies of D-3..D+3)."""
+    return sorted({d + dt.timedelta(days=i) for d in days for i in range(-MAX_LATENESS_DAYS, MAX_LATENESS_DAYS + 1)})
 
 
 @dataclass(frozen=True)
@@ -104,14 +115,21 @@ def find_far_conflicts(
     chunk_rows: int | None = None,
     rejected: pl.Series | None = None,
 ) -> FarConflicts:
-    """Ids with a copy on one of ``days`` and another copy more than 3 event days away (or on a
-    date outside ``days``); and the orphans of ``rejected`` (by default :func:`rejected_before`,
-    read now, before ``days`` are re-staged)."""
+    """Ids with a copy on one of ``days`` and another copy more than 3 event days away, or with
+    a copy on the arrival days of ``days`` (D..D+3) and another on a date outside ``days``;
+    and the orphans of ``rejected`` (by default :func:`rejected_before` of the reach dates, read
+    now, before ``days`` are re-staged)."""
     days = sorted(set(days))
-    rejected = rejected_before(data, log, days) if rejected is None else rejected
+    rejected = rejected_before(data, log, reach(days)) if rejected is None else rejected
     with compute_connection(data) as con:
-        found = [id_index_rows(data, log, arrival, con) for arrival in landed_arrivals(data, log)]
-        indexes, total = [path for path, _ in found], sum(rows for _, rows in found)
+        arrivals = landed_arrivals(data, log)
+        found = [id_index_rows(data, log, arrival, con) for arrival in arrivals]
+        total = sum(rows for _, rows in found)
+        runs_arrivals = {d + dt.timedelta(days=i) for d in days for i in range(MAX_LATENESS_DAYS + 1)}
+        indexes = IdIndexes(
+            run=[path for (path, _), a in zip(found, arrivals, strict=True) if a in runs_arrivals],
+            other=[path for (path, _), a in zip(found, arrivals, strict=True) if a not in runs_arrivals],
+        )
         if not days or not total:
             return FarConflicts(log, _EMPTY)
         lost = _hashes(con, rejected)
@@ -135,13 +153,30 @@ def _hashes(con: duckdb.DuckDBPyConnection, ids: pl.Series) -> pl.Series:
         con.unregister("ids_to_hash")
 
 
+@dataclass(frozen=True)
+class IdIndexes:
+    """The lake's id indexes: those of the arrival days the run lands, and the others."""
+
+    run: list[Path]
+    other: list[Path]
+
+    def scan(self) -> pl.LazyFrame:
+        """(h, event_date, by_run): by_run tells a copy that arrived on one of the run's days."""
+        parts = [
+            pl.scan_parquet(paths, hive_partitioning=False, glob=False).with_columns(by_run=pl.lit(flag))
+            for paths, flag in ((self.run, True), (self.other, False))
+            if paths
+        ]
+        return pl.concat(parts)
+
+
 def _far_hashes(
-    indexes: list[Path], days: list[dt.date], chunk: int, chunks: int, total: int, lost: pl.Series
+    indexes: IdIndexes, days: list[dt.date], chunk: int, chunks: int, total: int, lost: pl.Series
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(h, event_date) of the hashes of one hash range that touch ``days`` and span more than the
-    window or reach outside ``days``; and (h, event_date) of the ``lost`` hashes that no longer
-    touch ``days`` and lie on one date."""
-    rows = pl.scan_parquet(indexes, hive_partitioning=False, glob=False)
+    window, or have a copy the run lands and one outside ``days``; and (h, event_date) of the
+    ``lost`` hashes that no longer touch ``days`` and lie on one date."""
+    rows = indexes.scan()
     low, high = (chunk << 64) // chunks, ((chunk + 1) << 64) // chunks
     if chunk:
         rows = rows.filter(pl.col("h") >= pl.lit(low, dtype=pl.UInt64))
@@ -149,7 +184,7 @@ def _far_hashes(
         rows = rows.filter(pl.col("h") < pl.lit(high, dtype=pl.UInt64))
     frame = rows.collect()
     in_run = pl.col("event_date").is_in(pl.Series(days, dtype=pl.Date).implode())
-    lost_rows = frame.filter(pl.col("h").is_in(lost.implode())) if lost.len() else frame.clear()
+    lost_rows = (frame.filter(pl.col("h").is_in(lost.implode())) if lost.len() else frame.clear()).drop("by_run")
     orphans = lost_rows.join(
         lost_rows.group_by("h")
         .agg(in_run.any().alias("touches_run"), pl.col("event_date").n_unique().alias("dates"))
@@ -158,7 +193,7 @@ def _far_hashes(
         on="h",
         how="semi",
     ).unique()
-    ours = frame.filter(in_run).get_column("h")
+    ours = frame.filter(pl.col("by_run")).get_column("h")
     if ours.len() < PROBE_SHARE * max(1, total // chunks):
         frame = frame.filter(pl.col("h").is_in(ours.implode()))
     frame = frame.sort("h")
@@ -171,14 +206,15 @@ def _far_hashes(
             pl.col("event_date").min().alias("first"),
             pl.col("event_date").max().alias("last"),
             in_run.any().alias("touches_run"),
+            pl.col("by_run").any().alias("landed_by_run"),
             (~in_run).any().alias("leaves_run"),
         )
         .filter(
-            pl.col("touches_run")
-            & (((pl.col("last") - pl.col("first")).dt.total_days() > MAX_LATENESS_DAYS) | pl.col("leaves_run"))
+            (pl.col("touches_run") & ((pl.col("last") - pl.col("first")).dt.total_days() > MAX_LATENESS_DAYS))
+            | (pl.col("landed_by_run") & pl.col("leaves_run") & (pl.col("first") != pl.col("last")))
         )
     )
-    return repeated.join(far.select("h"), on="h", how="semi").unique(), orphans
+    return repeated.drop("by_run").join(far.select("h"), on="h", how="semi").unique(), orphans
 
 
 def _landed(
