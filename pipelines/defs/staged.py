@@ -14,7 +14,7 @@ from pipelines.landing.land import CHANGED_SINCE_LANDED, NOT_LANDED, landing_buc
 from pipelines.parallel import thread_map
 from pipelines.quality.reconcile import staged_balance_problems
 from pipelines.schemas.clean import clean_schema, validate_clean
-from pipelines.staged.far_conflicts import find_far_conflicts
+from pipelines.staged.far_conflicts import arrival_days, find_far_conflicts
 from pipelines.staged.stage import outdated_dates, stage_days
 
 
@@ -36,8 +36,7 @@ def _arrival_days_landed(context: dg.AssetExecutionContext, data: DataDir, log: 
     never landed would drop its copies without a word, so it stops the step (a run that selects
     staged without landing, e.g. a backfill of the staged group alone). A day whose raw files changed
     since it was landed is only behind: the raw-files sensor re-runs it, so that is a warning."""
-    arrivals = sorted({d + dt.timedelta(days=i) for d in days for i in range(MAX_LATENESS_DAYS + 1)})
-    lags = {a: lag for a in arrivals if (lag := landing_lag(data, log, a))}
+    lags = {a: lag for a in arrival_days(days) if (lag := landing_lag(data, log, a))}
     missing = [a.isoformat() for a, lag in lags.items() if lag == NOT_LANDED]
     if missing:
         first, last = min(days).isoformat(), max(days).isoformat()

@@ -53,6 +53,11 @@ PROBE_SHARE = 0.125
 _EMPTY = pl.DataFrame(schema={"event_id": pl.String, "event_date": pl.Date})
 
 
+def arrival_days(days: Iterable[dt.date]) -> list[dt.date]:
+    """The arrival days that hold the copies of event dates ``days``: D..D+3 for each (rule 4)."""
+    return sorted({d + dt.timedelta(days=i) for d in days for i in range(MAX_LATENESS_DAYS + 1)})
+
+
 def reach(days: Iterable[dt.date]) -> list[dt.date]:
     """The event dates a run over ``days`` can land copies of: each date and 3 days on each side
     (the arrival days D..D+3 of its dates hold copies of D-3..D+3)."""
@@ -125,7 +130,7 @@ def find_far_conflicts(
         arrivals = landed_arrivals(data, log)
         found = [id_index_rows(data, log, arrival, con) for arrival in arrivals]
         total = sum(rows for _, rows in found)
-        runs_arrivals = {d + dt.timedelta(days=i) for d in days for i in range(MAX_LATENESS_DAYS + 1)}
+        runs_arrivals = set(arrival_days(days))
         indexes = IdIndexes(
             run=[path for (path, _), a in zip(found, arrivals, strict=True) if a in runs_arrivals],
             other=[path for (path, _), a in zip(found, arrivals, strict=True) if a not in runs_arrivals],
