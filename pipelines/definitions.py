@@ -52,8 +52,11 @@ def _with_freshness(spec: dg.AssetSpec) -> dg.AssetSpec:
     return spec
 
 
-def build_definitions(data_dir: str | os.PathLike[str] | None = None) -> dg.Definitions:
-    """Definitions bound to one data directory (REVWH_DATA_DIR, else data/demo)."""
+def build_definitions(
+    data_dir: str | os.PathLike[str] | None = None, *, loggers: dict[str, dg.LoggerDefinition] | None = None
+) -> dg.Definitions:
+    """Definitions bound to one data directory (REVWH_DATA_DIR, else data/demo); loggers replace Dagster's
+    default console logger for every job (the CLI's shorter failures, pipelines.console_log)."""
     data_dir = str(data_dir or os.environ.get("REVWH_DATA_DIR", DEFAULT_DATA_DIR))
     defs = dg.Definitions(
         assets=[d for d in ALL if not isinstance(d, dg.AssetChecksDefinition)],
@@ -66,6 +69,7 @@ def build_definitions(data_dir: str | os.PathLike[str] | None = None) -> dg.Defi
         # revenue_pipeline. The multiprocess default spawns a process per step (1-10 s each, 55 steps),
         # and the steps already use both cores with threads.
         executor=dg.in_process_executor,
+        loggers=loggers,
     )
     return defs.map_asset_specs(func=_with_freshness)
 

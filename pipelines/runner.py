@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from pipelines.cli import CliError
+from pipelines.console_log import OWN_ERROR, root_error, short_console_logger
 from pipelines.contract import LOGS, MAX_LATENESS_DAYS, PARTITIONS_START
 from pipelines.lake import DataDir
 from pipelines.landing.land import raw_files
@@ -109,7 +109,7 @@ def execute_range(
         from pipelines.distributed import execute_range_celery
 
         return execute_range_celery(data, run_tags(start, end), log_level=log_level, instance=instance)
-    job = build_definitions(data.root).resolve_job_def(PIPELINE_JOB)
+    job = build_definitions(data.root, loggers={"console": short_console_logger}).resolve_job_def(PIPELINE_JOB)
     return job.execute_in_process(
         instance=instance,
         tags=run_tags(start, end),
@@ -128,7 +128,7 @@ def _error_text(error: SerializableErrorInfo | None) -> str:
             "re-run the range"
         )
     text = error.message.strip()
-    own = re.match(r"pipelines(\.\w+)+: ", text)
+    own = OWN_ERROR.match(text)
     return text[own.end() :] if own else text
 
 
@@ -136,9 +136,7 @@ def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
     messages = []
     for event in result.all_events:
         if event.is_step_failure:
-            error = event.step_failure_data.error
-            while error is not None and error.cause is not None:  # the user's exception, not Dagster's wrapper
-                error = error.cause
+            error = root_error(event.step_failure_data.error)  # the user's exception, not Dagster's wrapper
             messages.append(f"step {event.step_key} failed: {_error_text(error)}")
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data

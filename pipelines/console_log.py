@@ -1,0 +1,75 @@
+"""The console logger of `revwh run`: Dagster's log lines, without stack traces for errors that explain themselves.
+
+A broken raw file, a bad reference table or a missing mart SQL file fails its step with a message written
+to be read (the project's own exception classes, or a ``dagster.Failure``). Dagster's console logger
+prints 30-120 lines of framework stack trace under such a message, which buries it. This logger prints
+the message alone on the step's failure line; the full trace stays in the run's event log (the Dagster
+UI's run view), ``REVWH_TRACEBACK=1`` prints it, and any other error (a bug, whose trace is needed) is
+printed in full as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+
+import dagster as dg
+from dagster._core.log_manager import LOG_RECORD_METADATA_ATTR  # where Dagster puts the event on a record
+
+# A serialised error's message starts with its class path, e.g. "pipelines.landing.land.RawFileError: ".
+OWN_ERROR = re.compile(r"pipelines(\.\w+)+: ")
+_SELF_EXPLAINED_CLASSES = {"Failure"}  # dagster.Failure: raised on purpose with a description
+FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"  # Dagster's default console format
+HINT = "(stack trace: REVWH_TRACEBACK=1, or the run in the Dagster UI)"
+TRACEBACK_ENV = "REVWH_TRACEBACK"
+
+
+def root_error(error):
+    """The user's exception under Dagster's wrappers (a SerializableErrorInfo, or None)."""
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return error
+
+
+def self_explained_text(error) -> str | None:
+    """The one-line text of an error written to be read, without its class path; None for any other error."""
+    error = root_error(error)
+    if error is None:
+        return None
+    text = error.message.strip()
+    own = OWN_ERROR.match(text)
+    if own:
+        return text[own.end() :]
+    if error.cls_name in _SELF_EXPLAINED_CLASSES:
+        return re.sub(r"^[\w.]+: ", "", text, count=1)
+    return None
+
+
+class ShortFailures(logging.Filter):
+    """Rewrites a step failure whose error explains itself as one line: Dagster's message, then the error's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        meta = getattr(record, LOG_RECORD_METADATA_ATTR, None)
+        event = meta.get("dagster_event") if isinstance(meta, dict) else None
+        data = getattr(event, "event_specific_data", None)
+        text = self_explained_text(getattr(data, "error", None)) if event is not None else None
+        if text is not None:
+            record.msg = f"{record.msg.split(chr(10), 1)[0]} {text} {HINT}"
+            record.args = ()
+        return True
+
+
+@dg.logger(
+    {"log_level": dg.Field(str, is_required=False, default_value="INFO")},
+    description="Dagster's console format on stderr; self-explained step failures without their stack trace.",
+)
+def short_console_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
+    logger = logging.Logger("dagster", level=init_context.logger_config["log_level"].upper())
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(FORMAT, datefmt="%Y-%m-%d %H:%M:%S %z"))
+    if os.environ.get(TRACEBACK_ENV, "") in ("", "0"):
+        handler.addFilter(ShortFailures())
+    logger.addHandler(handler)
+    return logger
