@@ -52,3 +52,20 @@ def test_success_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "events/s" in out and out.count("\n") == 1
     assert list(tmp_path.glob("raw/impressions/dt=2025-03-01/part-*.jsonl.gz"))
     assert (tmp_path / "reference" / "fx_rates.csv").is_file()
+
+
+def test_the_repositorys_own_data_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--data-dir data` in a checkout: the static tables are already in place, not copied onto themselves."""
+    import shutil
+
+    import pipelines.generate.reference as reference
+
+    static = tmp_path / "checkout" / "data" / "reference"
+    shutil.copytree(reference.STATIC_DIR, static, ignore=shutil.ignore_patterns("fx_rates.csv"))
+    before = {p.name: p.read_bytes() for p in static.iterdir()}
+    monkeypatch.setattr(reference, "STATIC_DIR", static)
+    assert run([*BASE, "--data-dir", str(static.parent)]) == 0, capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in static.iterdir() if p.name != "fx_rates.csv"} == before
+    assert (static / "fx_rates.csv").is_file() and list(static.parent.glob("raw/impressions/dt=*/*.jsonl"))

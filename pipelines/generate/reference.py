@@ -99,7 +99,9 @@ def write_reference(data_dir: Path, start: dt.date, days: int, seed: int) -> Ref
     out = data_dir / "reference"
     out.mkdir(parents=True, exist_ok=True)
     for table in STATIC_TABLES:
-        shutil.copyfile(STATIC_DIR / f"{table}.csv", out / f"{table}.csv")
+        source, target = STATIC_DIR / f"{table}.csv", out / f"{table}.csv"
+        if not (target.exists() and target.samefile(source)):  # --data-dir data: the repo's own folder
+            shutil.copyfile(source, target)
     ref = load_reference(out)
     write_fx_rates(out / "fx_rates.csv", ref, start, days, seed)
     return ref
