@@ -90,7 +90,12 @@ def execute_range(
     step to the Celery workers (pipelines.distributed), whose result has the
     same success/run_id/all_events.
     """
-    from pipelines.definitions import PIPELINE_JOB, build_definitions
+    from pipelines.marts.build import MartSqlError
+
+    try:
+        from pipelines.definitions import PIPELINE_JOB, build_definitions
+    except MartSqlError as exc:  # the code location cannot load: nothing to run
+        raise CliError(str(exc)) from exc
 
     data = validate_range(data_dir, start, end)
     if not has_raw_files(data, start, end):

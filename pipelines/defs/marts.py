@@ -6,7 +6,7 @@ from pipelines.defs.common import DAILY, DataDirResource, key, partition_dates
 from pipelines.defs.facts import FACTS_KEY
 from pipelines.defs.schema_metadata import mart_schema
 from pipelines.duck import compute_connection
-from pipelines.marts.build import MARTS_SQL_DIR, build_mart_partition, mart_names, mart_sql
+from pipelines.marts.build import MARTS_SQL_DIR, MartSqlInvalid, build_mart_partition, mart_names, mart_sql
 from pipelines.quality.reconcile import mart_problems
 
 # Marts whose measures must add up to the facts' totals (SPEC §5).
@@ -22,7 +22,20 @@ def _describe(name: str) -> str:
     return "\n\n".join(header) or f"Mart {name}"
 
 
+def _checked_schema(name: str) -> dg.TableSchema | None:
+    """The mart's columns; it must keep ``event_date``, the key the warehouse replaces its partitions by."""
+    schema = mart_schema(name)
+    if schema is not None and "event_date" not in {column.name for column in schema.columns}:
+        raise MartSqlInvalid(
+            f"{MARTS_SQL_DIR / f'{name}.sql'}: the mart has no event_date column; every mart keeps the event "
+            "date of its rows (select event_date and group by it), so that a run can replace its dates in the warehouse"
+        )
+    return schema
+
+
 def build_mart_asset(name: str) -> list:
+    schema = _checked_schema(name)
+
     @dg.asset(
         key=mart_key(name),
         partitions_def=DAILY,
@@ -33,7 +46,7 @@ def build_mart_asset(name: str) -> list:
         description=_describe(name),
         metadata={
             "sql_file": dg.MetadataValue.path(str(MARTS_SQL_DIR / f"{name}.sql")),
-            **({"dagster/column_schema": schema} if (schema := mart_schema(name)) else {}),
+            **({"dagster/column_schema": schema} if schema else {}),
         },
     )
     def _mart(context: dg.AssetExecutionContext, revwh: DataDirResource) -> dg.MaterializeResult:

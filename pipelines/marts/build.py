@@ -35,8 +35,16 @@ END"""
 CONTRACT_MARTS = ("revenue_by_stream", "revenue_by_region")
 
 
-class MartSqlMissing(RuntimeError):
+class MartSqlError(RuntimeError):
+    """sql/marts cannot give the marts: the code location refuses to load (``revwh run`` exits 2)."""
+
+
+class MartSqlMissing(MartSqlError):
     """The repository's sql/marts is not beside the package (e.g. a copy of pipelines/ alone)."""
+
+
+class MartSqlInvalid(MartSqlError):
+    """A mart's SQL gives a table the warehouse cannot publish partition by partition."""
 
 
 def mart_names() -> list[str]:
