@@ -64,8 +64,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check pipelines tests
 	$(BIN)/ruff format --check pipelines tests
 
+# Started inside the instance folder: `dagster dev` warns about any dagster.yaml in its working folder that is
+# not the instance's, and the repository's own is only the source of the copy in $(INSTANCE).
 ui: $(STAMP) $(INSTANCE)/dagster.yaml
-	REVWH_DATA_DIR="$$(realpath -m -- "$(DATA_DIR)")" $(BIN)/dagster dev -w workspace.yaml
+	data="$$(realpath -m -- "$(DATA_DIR)")" && cd $(INSTANCE) && REVWH_DATA_DIR="$$data" ../$(BIN)/dagster dev -w ../workspace.yaml
 
 clean:
 	rm -rf $(VENV) .dagster_home data/demo data/bench
