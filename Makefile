@@ -14,7 +14,7 @@ DEMO_END ?= $(shell $(PYTHON) -c "import datetime as d;print(d.date.fromisoforma
 INSTANCE := .dagster_home
 export DAGSTER_HOME := $(CURDIR)/$(INSTANCE)
 
-.PHONY: setup run test ui bench lint generate clean test-distributed
+.PHONY: setup run test ui bench lint lock generate clean test-distributed
 
 setup: $(STAMP)
 
@@ -59,6 +59,13 @@ BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python -m pipelines.bench --mode $(BENCH_MODE) --days $(BENCH_DAYS) --events-per-day $(BENCH_EVENTS) \
 		$(BENCH_ARGS)
+
+# Re-pin every dependency after editing pyproject.toml (uv's resolver, installed in the venv on first use);
+# commit pyproject.toml and requirements.lock together.
+UV_VERSION := 0.13.8
+lock: $(STAMP)
+	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev -p 3.11 -o requirements.lock
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipelines tests
