@@ -140,6 +140,15 @@ def test_sql_table_cells_keep_small_and_huge_doubles(data_dir: Path, capsys: pyt
     assert [cell.strip() for cell in row.split("|")] == ["1234.500000", "3.931576e-05", "1.000000e+300", "0.000000"]
 
 
+def test_sql_table_cells_keep_one_line_per_row(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A text with line ends or tabs (a mart's description, a raw line with a CR) stays in its cell."""
+    sql = "SELECT 'grain: a' || chr(10) || 'audit: b' AS doc, 'x' || chr(13) || chr(9) || 'y' AS raw, 2 AS n"
+    assert run(["sql", sql, "--data-dir", str(data_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and lines[3] == "(1 row)"
+    assert [cell.strip() for cell in lines[2].split("|")] == ["grain: a\\naudit: b", "x\\r\\ty", "2"]
+
+
 def test_sql_json_is_valid_json_without_nan(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sql = "SELECT n, CASE WHEN n = 1 THEN 'nan'::DOUBLE ELSE n / 2 END AS half FROM numbers WHERE n < 3 ORDER BY n"
     assert run(["sql", sql, "--data-dir", str(data_dir), "--format", "json"]) == 0

@@ -6,7 +6,13 @@ from pipelines.defs.common import DAILY, DataDirResource, key, partition_dates
 from pipelines.defs.facts import FACTS_KEY
 from pipelines.defs.schema_metadata import mart_schema
 from pipelines.duck import compute_connection
-from pipelines.marts.build import MARTS_SQL_DIR, MartSqlInvalid, build_mart_partition, mart_names, mart_sql
+from pipelines.marts.build import (
+    MARTS_SQL_DIR,
+    MartSqlInvalid,
+    build_mart_partition,
+    mart_description,
+    mart_names,
+)
 from pipelines.quality.reconcile import mart_problems
 
 # Marts whose measures must add up to the facts' totals (SPEC §5).
@@ -15,11 +21,6 @@ RECONCILED_MARTS = ("revenue_by_stream", "revenue_by_region")
 
 def mart_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["marts", name])
-
-
-def _describe(name: str) -> str:
-    header = [line[2:].strip() for line in mart_sql(name).splitlines() if line.startswith("--")]
-    return "\n\n".join(header) or f"Mart {name}"
 
 
 def _checked_schema(name: str) -> dg.TableSchema | None:
@@ -43,7 +44,7 @@ def build_mart_asset(name: str) -> list:
         kinds={"duckdb", "sql", "parquet"},
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[FACTS_KEY],
-        description=_describe(name),
+        description=mart_description(name),
         metadata={
             "sql_file": dg.MetadataValue.path(str(MARTS_SQL_DIR / f"{name}.sql")),
             **({"dagster/column_schema": schema} if schema else {}),

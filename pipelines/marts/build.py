@@ -67,6 +67,13 @@ def mart_sql(name: str) -> str:
     return path.read_text()
 
 
+def mart_description(name: str, separator: str = "\n\n") -> str:
+    """The header comment of the mart's SQL file (grain, measures, audit): the UI's text (Markdown, hence
+    paragraphs by default) and the warehouse's (one line each)."""
+    header = [line[2:].strip() for line in mart_sql(name).splitlines() if line.startswith("--")]
+    return separator.join(header) or f"Mart {name}"
+
+
 def register_facts(con: duckdb.DuckDBPyConnection, data: DataDir, event_date: dt.date) -> None:
     facts = data.facts_file(event_date)
     if not facts.exists():

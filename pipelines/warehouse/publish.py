@@ -41,6 +41,7 @@ from pipelines.facts.revenue import FACT_SCHEMA
 from pipelines.lake import DataDir, clone_file, temp_sibling
 from pipelines.marts.build import USD_SUM_MACRO, mart_names, mart_sql
 from pipelines.quality.quarantine import QUARANTINE_SCHEMA
+from pipelines.warehouse.comments import apply_comments
 
 QUARANTINE_COUNTS = "quality.quarantine_counts"
 QUARANTINE = "quality.quarantine"
@@ -194,6 +195,7 @@ def _rebuild(con: duckdb.DuckDBPyConnection, data: DataDir, files: list[LakeFile
         _insert(con, QUARANTINE_COUNTS, quarantine)
     _record(con, files)
     _views(con, data)
+    apply_comments(con)
 
 
 def _published(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], tuple[int, int]] | None:
@@ -245,6 +247,7 @@ def _update(con: duckdb.DuckDBPyConnection, data: DataDir, files: list[LakeFile]
             con.execute(f"DELETE FROM {PUBLISHED_FILES} WHERE (table_name, key) IN (SELECT * FROM (VALUES {values}))")
         _record(con, changed)
         _views(con, data)
+        apply_comments(con)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -153,7 +153,11 @@ def _cell(value: object) -> str:
         if value == 0 or (math.isfinite(value) and 1e-3 <= abs(value) < 1e15):
             return f"{value:.6f}"
         return f"{value:.6e}" if math.isfinite(value) else str(value)
-    return str(value)
+    return str(value).translate(_VISIBLE_CONTROLS)
+
+
+# A line end or tab inside a text cell would break the table's rows and columns: shown escaped instead.
+_VISIBLE_CONTROLS = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 
 def _json_value(value: object) -> object:
