@@ -195,7 +195,9 @@ def _rebuild(con: duckdb.DuckDBPyConnection, data: DataDir, files: list[LakeFile
         _insert(con, QUARANTINE_COUNTS, quarantine)
     _record(con, files)
     _views(con, data)
+    con.execute("BEGIN TRANSACTION")
     apply_comments(con)
+    con.execute("COMMIT")
 
 
 def _published(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], tuple[int, int]] | None:
