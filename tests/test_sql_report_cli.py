@@ -107,6 +107,13 @@ def test_report_days_from_the_environment_must_be_a_number(
         ("ATTACH '{elsewhere}' AS other", "ATTACH"),
         ("DELETE FROM numbers", "DELETE"),
         ("VACUUM", "VACUUM"),
+        # EXPLAIN runs what it explains in these forms: what it explains is checked like a statement
+        ("EXPLAIN ANALYZE COPY (SELECT 42 AS x) TO '{warehouse}' (FORMAT csv)", "COPY"),
+        ("explain analyse COPY numbers TO '{elsewhere}'", "COPY"),
+        ("EXPLAIN (ANALYZE false) COPY numbers TO '{elsewhere}'", "COPY"),
+        ("EXPLAIN (FORMAT json, ANALYZE true) COPY numbers TO '{elsewhere}'", "COPY"),
+        ("/* x */ EXPLAIN COPY numbers TO '{elsewhere}'", "COPY"),
+        ("EXPLAIN ANALYZE DELETE FROM numbers", "DELETE"),
     ],
 )
 def test_sql_refuses_statements_that_write(
@@ -140,13 +147,70 @@ def test_sql_table_cells_keep_small_and_huge_doubles(data_dir: Path, capsys: pyt
     assert [cell.strip() for cell in row.split("|")] == ["1234.500000", "3.931576e-05", "1.000000e+300", "0.000000"]
 
 
-def test_sql_table_cells_keep_one_line_per_row(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A text with line ends or tabs (a mart's description, a raw line with a CR) stays in its cell."""
-    sql = "SELECT 'grain: a' || chr(10) || 'audit: b' AS doc, 'x' || chr(13) || chr(9) || 'y' AS raw, 2 AS n"
+def test_sql_table_cells_with_line_ends_span_lines(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A text with line ends (a mart's description, an EXPLAIN plan) continues on the next lines, marked +, as psql
+    does; a CR or a tab inside a text is shown escaped; CJK characters count two columns."""
+    sql = (
+        "SELECT 'grain: a' || chr(10) || 'audit: bb' AS doc, 'x' || chr(13) || chr(9) || 'y' AS raw, 2 AS n, "
+        "'日本' AS region, -0.0::DOUBLE AS share"
+    )
     assert run(["sql", sql, "--data-dir", str(data_dir)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 4 and lines[3] == "(1 row)"
-    assert [cell.strip() for cell in lines[2].split("|")] == ["grain: a\\naudit: b", "x\\r\\ty", "2"]
+    assert capsys.readouterr().out.splitlines() == [
+        "doc       | raw    | n | region | share",
+        "----------+--------+---+--------+---------",
+        "grain: a +| x\\r\\ty | 2 | 日本   | 0.000000",
+        "audit: bb |        |   |        |",
+        "(1 row)",
+    ]
+    assert run(["sql", "EXPLAIN SELECT 1", "--data-dir", str(data_dir)]) == 0
+    plan = capsys.readouterr().out.splitlines()
+    assert plan[2].startswith("physical_plan | ") and plan[2].endswith("+") and len(plan) > 5
+
+
+def test_sql_prints_duckdb_values_not_python_ones(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Months stay months, infinity stays infinity, a FLOAT is not widened, NULL and '' differ in csv."""
+    sql = (
+        "SELECT age(DATE '2025-03-04', DATE '2025-01-01') AS age, INTERVAL 1 YEAR AS year, 'infinity'::DATE AS inf, "
+        "0.1::FLOAT AS f, [1, NULL] AS l, true AS b, NULL::VARCHAR AS nothing, '' AS empty, 'a,\"b' AS quoted, "
+        "'2025-01-01 10:00:00.123456789'::TIMESTAMP_NS AS ns"
+    )
+    assert run(["sql", sql, "--data-dir", str(data_dir), "--format", "csv"]) == 0
+    assert capsys.readouterr().out == (
+        "age,year,inf,f,l,b,nothing,empty,quoted,ns\n"
+        '2 months 3 days,1 year,infinity,0.1,"[1, NULL]",true,,"","a,""b",2025-01-01 10:00:00.123456789\n'
+    )
+    assert run(["sql", sql, "--data-dir", str(data_dir), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {"age": "2 months 3 days", "year": "1 year", "inf": "infinity", "f": 0.1, "l": [1, None], "b": True,
+         "nothing": None, "empty": "", "quoted": 'a,"b', "ns": "2025-01-01 10:00:00.123456789"}
+    ]  # fmt: skip
+    assert run(["sql", sql, "--data-dir", str(data_dir)]) == 0
+    row = [cell.strip() for cell in capsys.readouterr().out.splitlines()[2].split(" | ")]
+    assert row == ["2 months 3 days", "1 year", "infinity", "0.100000", "[1, NULL]", "true", "NULL", "", 'a,"b',
+                   "2025-01-01 10:00:00.123456789"]  # fmt: skip
+
+
+def test_sql_json_keeps_every_column_and_nested_values(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A name used twice is numbered, DECIMALs are numbers, a MAP with date keys and NaN inside a LIST are
+    valid JSON (they used to crash with a traceback), and a string that reads NaN stays a string."""
+    sql = (
+        "SELECT 1 AS n, 2 AS n, 0.05 AS rate, -72.26::DECIMAL(18, 2) AS net, map([DATE '2025-03-01'], [3]) AS m, "
+        "[1.0, 'nan'::DOUBLE, '-inf'::DOUBLE] AS l, {'a': 'inf'::DOUBLE, 'b': 'NaN'} AS s, 'Infinity' AS t"
+    )
+    assert run(["sql", sql, "--data-dir", str(data_dir), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {"n": 1, "n_1": 2, "rate": 0.05, "net": -72.26, "m": {"2025-03-01": 3}, "l": [1.0, None, None],
+         "s": {"a": None, "b": "NaN"}, "t": "Infinity"}
+    ]  # fmt: skip
+
+
+def test_sql_reads_dates_in_utc_whatever_the_time_zone(data_dir: Path) -> None:
+    """An analyst in Tokyo gets the contract's UTC dates, not local ones."""
+    sql = "SELECT CAST(TIMESTAMPTZ '2025-03-01 23:30:00+00' AS DATE) AS d, current_setting('TimeZone') AS tz"
+    env = os.environ | {"TZ": "Asia/Tokyo"}
+    argv = [sys.executable, "-m", "pipelines.cli", "sql", sql, "--data-dir", str(data_dir), "--format", "csv"]
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert proc.stdout == "d,tz\n2025-03-01,UTC\n"
 
 
 def test_sql_json_is_valid_json_without_nan(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

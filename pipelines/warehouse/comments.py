@@ -28,6 +28,12 @@ TABLE_DOCS = {
 }
 STAGED_DOC = "The accepted events of the {log} log, one row per event (duplicates kept once); a view over the lake."
 
+# A column whose meaning differs in one table.
+TABLE_COLUMN_DOCS = {
+    ("quality.quarantine", "event_id"): "the copy's event_id as written; null when the line has none (malformed), "
+    "repeated by the copies of a conflicting duplicate",
+}
+
 COLUMN_DOCS = {
     # the grain
     "event_date": "UTC date of event_time (SPEC §3)",
@@ -71,7 +77,7 @@ COLUMN_DOCS = {
     "arrival_date": "the arrival day (dt=) of the raw file the copy came from",
     "reason": "the first rule the copy failed (SPEC §4): malformed, schema_violation, future_event, late_arrival, "
     "conflicting_duplicate, invalid_value, unknown_reference, missing_fx_rate or underage",
-    "raw": "the raw line exactly as it arrived",
+    "raw": "the raw line as it arrived (a byte that is not UTF-8, which makes the line malformed, shows as ?)",
     "stage": "the layer that rejected the copy: landing (rules 1-4) or staged (rules 5-9)",
     "source_file": "the raw file the copy came from",
     "partition_key": "the quarantine partition file the rows come from (stage/log/day)",
@@ -115,6 +121,8 @@ def _model_descriptions(log: str) -> dict[str, str]:
 
 
 def column_doc(table: str, column: str) -> str | None:
+    if (table, column) in TABLE_COLUMN_DOCS:
+        return TABLE_COLUMN_DOCS[(table, column)]
     schema, _, name = table.partition(".")
     if schema == "staged" and name in MODELS and column in _model_descriptions(name):
         return _model_descriptions(name)[column]

@@ -8,9 +8,6 @@ pipeline needs (the pipeline never opens the published file for writing).
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
-import math
 import re
 import sys
 from collections.abc import Iterator
@@ -20,6 +17,7 @@ import duckdb
 
 from pipelines.duck import glob_escape, sql_str
 from pipelines.lake import DataDir
+from pipelines.warehouse.render import format_table, write_csv, write_json
 
 
 class QueryError(Exception):
@@ -47,7 +45,9 @@ READ_ONLY_STATEMENTS = frozenset(
         duckdb.StatementType.SET,
     }
 )
-FETCH_ROWS = 10_000  # rows per batch when csv/json stream the result
+# EXPLAIN runs its statement in some forms (ANALYZE, even "(ANALYZE false)" with COPY): what it explains is
+# checked like a statement of its own.
+_EXPLAIN_PREFIX = re.compile(r"\s*EXPLAIN\b\s*(\((?:[^()']|'[^']*')*\)\s*)?(ANALY[SZ]E\b)?", re.IGNORECASE)
 
 
 def connect_read_only(data_dir: Path) -> duckdb.DuckDBPyConnection:
@@ -66,6 +66,9 @@ def connect_read_only(data_dir: Path) -> duckdb.DuckDBPyConnection:
     try:
         con.execute(f"ATTACH {sql_str(data.warehouse)} AS warehouse (READ_ONLY)")
         con.execute("USE warehouse")
+        # The contract's dates are UTC: current_date, TIMESTAMPTZ casts and date parts read the same
+        # whatever the analyst's own time zone.
+        con.execute("SET TimeZone = 'UTC'")
     except duckdb.Error as exc:
         con.close()
         raise QueryUsageError(f"cannot open {data.warehouse}: {str(exc).splitlines()[0]}") from exc
@@ -86,25 +89,17 @@ def _moved_lake_hint(data_dir: Path, message: str) -> str:
     )
 
 
-def fetch(data_dir: Path, sql: str) -> tuple[list[str], list[tuple]]:
-    """Run one read-only statement; returns (column names, rows)."""
-    with _cursor(data_dir, sql) as cur:
-        if cur.description is None:
-            return [], []
-        return [d[0] for d in cur.description], cur.fetchall()
-
-
 @contextlib.contextmanager
-def _cursor(data_dir: Path, sql: str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The connection after running ``sql`` on it, its result still to fetch (so it can stream)."""
+def _relation(data_dir: Path, sql: str) -> Iterator[duckdb.DuckDBPyRelation | None]:
+    """The statement as a relation, not yet fetched (so csv/json can stream it); None when it has no result."""
     con = connect_read_only(data_dir)
     try:
         try:
             _one_read_only_statement(con, sql)
-            con.execute(sql)
+            rel = con.sql(sql)
         except duckdb.Error as exc:
             raise QueryError(str(exc).splitlines()[0] + _moved_lake_hint(data_dir, str(exc))) from exc
-        yield con
+        yield rel
     finally:
         con.close()
 
@@ -116,74 +111,27 @@ def _one_read_only_statement(con: duckdb.DuckDBPyConnection, sql: str) -> None:
         raise QueryUsageError("no SQL statement given")
     if len(statements) > 1:
         raise QueryUsageError(f"one SQL statement at a time, got {len(statements)}")
-    kind = statements[0].type
+    _refuse_writes(con, statements[0])
+
+
+def _refuse_writes(con: duckdb.DuckDBPyConnection, statement) -> None:
+    kind = statement.type
+    if kind == duckdb.StatementType.EXPLAIN:
+        explained = _EXPLAIN_PREFIX.sub("", statement.query, count=1)
+        try:
+            inner = con.extract_statements(explained)
+        except duckdb.Error:
+            inner = []
+        if len(inner) != 1:
+            raise QueryUsageError("this EXPLAIN is refused: revwh sql explains one SELECT-type statement")
+        _refuse_writes(con, inner[0])
+        return
     if kind not in READ_ONLY_STATEMENTS:
         raise QueryUsageError(
             f"{kind.name} statements are refused: revwh sql only reads the warehouse (SELECT, WITH, SHOW, "
             "DESCRIBE, SUMMARIZE, EXPLAIN, PRAGMA, CALL). To export a result, write it with "
             "`--format csv > FILE` (or json)"
         )
-
-
-def _format_table(columns: list[str], rows: list[tuple]) -> str:
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    line = " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
-    sep = "-+-".join("-" * w for w in widths)
-    body = [
-        " | ".join(v.rjust(w) if _numeric(v) else v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells
-    ]
-    return "\n".join([line, sep, *body, f"({len(rows)} row{'s' if len(rows) != 1 else ''})"])
-
-
-def _numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _cell(value: object) -> str:
-    """Money reads best with six decimals; a rate such as 3.9e-05 VND→USD or a huge value keeps its
-    digits in scientific notation instead of printing 0.000039 or 300 digits."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, float):
-        if value == 0 or (math.isfinite(value) and 1e-3 <= abs(value) < 1e15):
-            return f"{value:.6f}"
-        return f"{value:.6e}" if math.isfinite(value) else str(value)
-    return str(value).translate(_VISIBLE_CONTROLS)
-
-
-# A line end or tab inside a text cell would break the table's rows and columns: shown escaped instead.
-_VISIBLE_CONTROLS = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
-
-
-def _json_value(value: object) -> object:
-    """JSON has no NaN or Infinity: such a DOUBLE becomes null, as most JSON writers do."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _write_csv(cur: duckdb.DuckDBPyConnection, columns: list[str]) -> None:
-    writer = csv.writer(sys.stdout)
-    writer.writerow(columns)
-    while columns and (rows := cur.fetchmany(FETCH_ROWS)):
-        writer.writerows(rows)
-
-
-def _write_json(cur: duckdb.DuckDBPyConnection, columns: list[str]) -> None:
-    """One JSON array, written a batch of rows at a time (a result larger than memory streams)."""
-    out, first = sys.stdout, True
-    out.write("[")
-    while columns and (rows := cur.fetchmany(FETCH_ROWS)):
-        for row in rows:
-            record = {c: _json_value(v) for c, v in zip(columns, row, strict=True)}
-            out.write(("\n " if first else ",\n ") + json.dumps(record, default=str, allow_nan=False))
-            first = False
-    out.write("\n]\n" if not first else "]\n")
 
 
 def run_query(data_dir: Path, sql: str, fmt: str = "table") -> int:
@@ -193,15 +141,16 @@ def run_query(data_dir: Path, sql: str, fmt: str = "table") -> int:
     csv and json stream the result in batches; the table needs every row for its widths.
     A closed pipe (``revwh sql … | head``) is left to :func:`pipelines.cli.main`."""
     try:
-        with _cursor(data_dir, sql) as cur:
-            columns = [d[0] for d in cur.description] if cur.description else []
+        with _relation(data_dir, sql) as rel:
             try:
-                if fmt == "csv":
-                    _write_csv(cur, columns)
+                if rel is None:
+                    pass  # SET and the like: nothing to print
+                elif fmt == "csv":
+                    write_csv(rel, sys.stdout)
                 elif fmt == "json":
-                    _write_json(cur, columns)
+                    write_json(rel, sys.stdout)
                 else:
-                    print(_format_table(columns, cur.fetchall() if columns else []))
+                    print(format_table(rel))
                 sys.stdout.flush()  # a full disk shows here, not at exit
             except duckdb.Error as exc:  # an error found while fetching (e.g. a cast on a later row)
                 raise QueryError(str(exc).splitlines()[0]) from exc
