@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from pipelines.defs.common import DAILY, DataDirResource
+from pipelines.defs.common import DAILY, DataDirResource, partition_dates
 from pipelines.defs.marts import MART_KEYS
 from pipelines.defs.quality import QUARANTINE_KEY
-from pipelines.warehouse.publish import publish_warehouse
+from pipelines.warehouse.publish import PublishScope, publish_warehouse
 
 WAREHOUSE_KEY = dg.AssetKey(["warehouse"])
 
@@ -22,13 +22,16 @@ WAREHOUSE_KEY = dg.AssetKey(["warehouse"])
     pool="warehouse",
     deps=[*MART_KEYS, QUARANTINE_KEY],
     description=(
-        "`<data>/warehouse.duckdb`, rebuilt from the lake and swapped in with an atomic rename after the "
-        "marts pass their checks, so analysts never read a half-written or unreconciled partition. "
+        "`<data>/warehouse.duckdb`, updated from the lake and swapped in with an atomic rename after the "
+        "marts pass their checks, so analysts never read a half-written or unreconciled partition: only the "
+        "run's own event dates (and their arrival days, for the landing quarantine) are published. "
         "Schemas: marts and quality.quarantine (tables), facts.revenue_events and staged.* (views over Parquet)."
     ),
 )
 def warehouse(context: dg.AssetExecutionContext, revwh: DataDirResource) -> dg.MaterializeResult:
-    path = publish_warehouse(revwh.data())
+    # Only the partitions this run wrote and checked: a failed or killed run's files of other dates stay
+    # unpublished until a run of those dates passes its checks.
+    path = publish_warehouse(revwh.data(), scope=PublishScope.of_run(partition_dates(context)))
     context.log.info(f"published {path}")
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
 

@@ -28,14 +28,17 @@ btrfs the copy is a reflink (``lake.clone_file``) and costs nothing either. Anyt
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from pipelines.contract import MAX_LATENESS_DAYS
 from pipelines.duck import sql_glob, sql_list, sql_path, sql_str
 from pipelines.facts.revenue import FACT_SCHEMA
 from pipelines.lake import DataDir, clone_file, temp_sibling
@@ -62,6 +65,28 @@ class LakeFile:
     path: str
     size: int
     mtime_ns: int
+
+
+@dataclass(frozen=True)
+class PublishScope:
+    """The partitions a run wrote and checked: its event dates (marts, the staged quarantine) and their arrival
+    days (the landing quarantine). A run publishes only these; a partition outside them that changed in the
+    lake (left by a run whose blocking check failed, or that was killed) stays as last published until a
+    run of its date passes its checks."""
+
+    event_dates: frozenset[dt.date]
+    arrival_days: frozenset[dt.date]
+
+    @classmethod
+    def of_run(cls, event_dates: Iterable[dt.date]) -> PublishScope:
+        dates = frozenset(event_dates)
+        return cls(dates, frozenset(d + dt.timedelta(days=i) for d in dates for i in range(MAX_LATENESS_DAYS + 1)))
+
+    def covers(self, table: str, key: str) -> bool:
+        if table == QUARANTINE_COUNTS:
+            stage, _, day = key.split("/")
+            return dt.date.fromisoformat(day) in (self.arrival_days if stage == "landing" else self.event_dates)
+        return dt.date.fromisoformat(key) in self.event_dates
 
 
 def _glob(folder: Path) -> str | None:
@@ -220,11 +245,17 @@ def _columns(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {sql}").fetchall()]
 
 
-def _update(con: duckdb.DuckDBPyConnection, data: DataDir, files: list[LakeFile], published: dict) -> bool:
-    """Replace the changed partitions in one transaction; False (nothing done) if a full rebuild is needed."""
+def _update(
+    con: duckdb.DuckDBPyConnection, data: DataDir, files: list[LakeFile], published: dict, scope: PublishScope | None
+) -> bool:
+    """Replace the changed partitions (of ``scope``, when given) in one transaction; False (nothing done) if a
+    full rebuild is needed."""
     current = {(f.table, f.key): f for f in files}
     changed = [f for k, f in current.items() if published.get(k) != (f.size, f.mtime_ns)]
     removed = [k for k in published if k not in current]
+    if scope is not None:
+        changed = [f for f in changed if scope.covers(f.table, f.key)]
+        removed = [k for k in removed if scope.covers(*k)]
     for f in changed:  # a mart whose SQL changed has new columns: rebuild rather than mix shapes
         new, old = f"SELECT * FROM read_parquet({sql_path(f.path)})", f"SELECT * FROM {f.table}"
         if f.table != QUARANTINE_COUNTS and _columns(con, new) != _columns(con, old):
@@ -262,10 +293,12 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(path), config={"storage_compatibility_version": WAREHOUSE_STORAGE_VERSION})
 
 
-def publish_warehouse(data: DataDir, *, full: bool = False) -> Path:
+def publish_warehouse(data: DataDir, *, full: bool = False, scope: PublishScope | None = None) -> Path:
     """Bring the catalogue up to date with the lake and swap it in; returns the warehouse path.
 
-    ``full``: rebuild from scratch even when an in-place update is possible.
+    ``full``: rebuild from scratch even when an in-place update is possible. ``scope``: update only the
+    partitions a run checked (the ``warehouse`` asset); None (``revwh publish``) takes the lake as it is. A
+    rebuild (no warehouse yet, a mart added, dropped or reshaped, an older storage format) reads the whole lake.
     """
     target = data.warehouse
     tmp = temp_sibling(target)
@@ -278,7 +311,7 @@ def publish_warehouse(data: DataDir, *, full: bool = False) -> Path:
         done = False
         if incremental:
             published = _published(con)
-            done = published is not None and _update(con, data, files, published)
+            done = published is not None and _update(con, data, files, published, scope)
         if not done:
             con.close()
             tmp.unlink(missing_ok=True)
