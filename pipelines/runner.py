@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from dagster_shared.error import SerializableErrorInfo  # the error of a Dagster event
 
 FIRST_PARTITION = dt.date.fromisoformat(PARTITIONS_START)
+WAREHOUSE_STEP = "warehouse"  # the step key of the asset that publishes warehouse.duckdb
 
 
 def _instance() -> dg.DagsterInstance:
@@ -123,11 +124,18 @@ def execute_range(
     )
 
 
-def _error_text(error: SerializableErrorInfo | None) -> str:
-    """The error's message; the project's own errors are written to be read, so without their class path."""
+def _error_text(error: SerializableErrorInfo | None, published: bool = False) -> str:
+    """The error's message; the project's own errors are written to be read, so without their class path.
+
+    ``published``: the run's ``warehouse`` step had succeeded before the error (an interrupt during the report)."""
     if error is None:
         return "unknown error"
     if error.cls_name == "DagsterExecutionInterruptedError":  # Ctrl-C, or SIGTERM where Dagster catches it
+        if published:
+            return (
+                "interrupted after the warehouse was published (it holds this run's checked partitions); the "
+                "steps after it did not finish: re-run the range to finish them"
+            )
         return (
             "interrupted; every lake partition is whole (old or new), the published warehouse is unchanged: "
             "re-run the range"
@@ -139,10 +147,13 @@ def _error_text(error: SerializableErrorInfo | None) -> str:
 
 def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
     messages = []
+    published = any(event.is_step_success and event.step_key == WAREHOUSE_STEP for event in result.all_events)
     for event in result.all_events:
         if event.is_step_failure:
             error = root_error(event.step_failure_data.error)  # the user's exception, not Dagster's wrapper
-            messages.append(f"step {event.step_key} failed: {_error_text(error)}")
+            if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
+                continue  # the failed check's own line (below) says which and why
+            messages.append(f"step {event.step_key} failed: {_error_text(error, published)}")
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:

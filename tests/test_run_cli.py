@@ -121,6 +121,40 @@ def test_step_errors_read_as_sentences() -> None:
     )
     assert _error_text(interrupt).startswith("interrupted; every lake partition is whole")
     assert _error_text(None) == "unknown error"
+    assert _error_text(interrupt, published=True).startswith("interrupted after the warehouse was published")
+
+
+def test_an_interrupt_after_the_publish_does_not_claim_the_warehouse_unchanged() -> None:
+    """Ctrl-C during the report, after the warehouse step succeeded: the summary says what happened; a
+    blocking check's failure is reported once, by the check's own line."""
+    from types import SimpleNamespace
+
+    from dagster_shared.error import SerializableErrorInfo
+
+    from pipelines.runner import failure_messages
+
+    def step(key: str, error: SerializableErrorInfo | None = None) -> SimpleNamespace:
+        return SimpleNamespace(
+            step_key=key,
+            is_step_success=error is None,
+            is_step_failure=error is not None,
+            step_failure_data=SimpleNamespace(error=error),
+            event_type_value="STEP_FAILURE" if error else "STEP_SUCCESS",
+        )
+
+    interrupt = SerializableErrorInfo("DagsterExecutionInterruptedError\n", [], "DagsterExecutionInterruptedError")
+    check = SerializableErrorInfo("DagsterAssetCheckFailedError: 1 check\n", [], "DagsterAssetCheckFailedError")
+    before = SimpleNamespace(all_events=[step("marts__revenue_by_stream", interrupt)])
+    assert failure_messages(before) == [
+        "step marts__revenue_by_stream failed: interrupted; every lake partition is whole (old or new), the "
+        "published warehouse is unchanged: re-run the range"
+    ]
+    after = SimpleNamespace(all_events=[step("warehouse"), step("reports__revenue_report", interrupt)])
+    assert failure_messages(after) == [
+        "step reports__revenue_report failed: interrupted after the warehouse was published (it holds this "
+        "run's checked partitions); the steps after it did not finish: re-run the range to finish them"
+    ]
+    assert failure_messages(SimpleNamespace(all_events=[step("marts__x_reconciles_with_facts", check)])) == []
 
 
 def test_an_extra_arrival_day_whose_folder_was_removed_re_lands_as_empty(
