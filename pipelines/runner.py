@@ -20,7 +20,7 @@ from pipelines.cli import CliError
 from pipelines.console_log import OWN_ERROR, root_error, short_console_logger
 from pipelines.contract import LOGS, MAX_LATENESS_DAYS, PARTITIONS_START
 from pipelines.lake import DataDir
-from pipelines.landing.land import raw_files
+from pipelines.landing.land import CHANGED_DAYS_METADATA, raw_files
 from pipelines.pool_slots import owner_tags, release_stale_slots
 from pipelines.reference import ReferenceError, load_reference
 
@@ -169,27 +169,45 @@ def stale_date_notes(result: dg.ExecuteInProcessResult) -> list[str]:
     """Dates outside the run whose published numbers the run left out of date, from the staged
     materialisations: ``stale_event_dates`` (rule 5 now judges copies of theirs differently) and
     ``outdated_event_dates`` (their arrival days were landed again). The run cannot rewrite them; the
-    user re-runs them."""
-    found: dict[str, dict[str, set[str]]] = {"stale_event_dates": {}, "outdated_event_dates": {}}
+    user re-runs them. Also the arrival days whose raw files changed after the run landed them (from the
+    landing check and staged), whose new lines wait for the next run."""
+    found: dict[str, dict[str, set[str]]] = {
+        "stale_event_dates": {},
+        "outdated_event_dates": {},
+        CHANGED_DAYS_METADATA: {},
+    }
     for event in result.all_events:
-        if event.event_type_value != "ASSET_MATERIALIZATION":
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            materialization = event.event_specific_data.materialization
+            asset_key, metadata = materialization.asset_key, materialization.metadata
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":  # the landing check reports changed days too
+            asset_key, metadata = event.event_specific_data.asset_key, event.event_specific_data.metadata
+        else:
             continue
-        materialization = event.event_specific_data.materialization
         for name, dates in found.items():
-            value = materialization.metadata.get(name)
+            value = metadata.get(name)
             for day in value.value if value is not None else []:
-                dates.setdefault(day, set()).add(materialization.asset_key.to_user_string())
+                dates.setdefault(day, set()).add(asset_key.to_user_string())
     why = {
         "stale_event_dates": "holds copies of ids whose other copies this run changed ({keys}); "
         "re-run it to apply rule 5 to them again",
         "outdated_event_dates": "was staged before its arrival days were landed again from changed raw files "
         "({keys}); re-run it to publish what they hold now",
     }
-    return [
+    notes = [
         f"event date {day} {why[name].format(keys=', '.join(sorted(keys)))}: revwh run --start {day} --end {day}"
         for name, dates in found.items()
+        if name != CHANGED_DAYS_METADATA
         for day, keys in sorted(dates.items())
     ]
+    for day, keys in sorted(found[CHANGED_DAYS_METADATA].items()):
+        arrival = dt.date.fromisoformat(day)
+        first = max(arrival - dt.timedelta(days=MAX_LATENESS_DAYS), FIRST_PARTITION)
+        notes.append(
+            f"arrival day {day} changed after this run landed it ({', '.join(sorted(keys))}: files written "
+            f"during the run); its new lines are not in this run's numbers: revwh run --start {first} --end {day}"
+        )
+    return notes
 
 
 def run_range(

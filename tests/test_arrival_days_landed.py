@@ -5,9 +5,11 @@ arrival day holds raw files that were never landed: those copies would be missin
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 from pipelines.definitions import build_definitions
@@ -76,3 +78,46 @@ def test_an_arrival_day_changed_since_landing_is_staged_as_landed_and_reported(d
     event = next(e for e in result.get_asset_materialization_events() if e.asset_key == staged_key("impressions"))
     assert event.materialization.metadata["arrival_days_changed_since_landed"].value == [str(day(1))]
     assert event.materialization.metadata["dagster/row_count"].value == 4  # the four landed copies, not "new"
+
+
+def _advertising_events(data: DataDir) -> int:
+    with duckdb.connect(str(data.warehouse), read_only=True) as con:
+        sql = "SELECT event_count FROM marts.revenue_by_stream WHERE stream = 'advertising' AND event_date = ?"
+        return con.execute(sql, [day(0)]).fetchone()[0]
+
+
+def test_a_file_written_while_the_run_works_does_not_fail_its_landing_check(
+    data: DataDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A producer still appending to a look-ahead arrival day (today's folder, for the daily schedule) after
+    landing read it: the landing check used to recount the file as it is now and fail the run as if lines were
+    lost. The day is reported instead, the run keeps what it landed, and the next run lands the new lines."""
+    import pipelines.defs.landing as landing_defs
+    from pipelines.runner import execute_range, failure_messages, stale_date_notes
+
+    land = landing_defs.land_days
+    raw = data.raw_partition("impressions", day(3)) / "part-0.jsonl"
+
+    def land_then_append(data_, log, days):
+        landed = land(data_, log, days)
+        if log == "impressions":
+            with raw.open("a") as fh:  # after landing read it, before the check recounts it
+                fh.write('{"not": "finished yet"}\n')
+                fh.write(json.dumps(impression("appended", f"{day(0)}T11:00:00Z")) + "\n")
+        return landed
+
+    monkeypatch.setattr(landing_defs, "land_days", land_then_append)
+    result = execute_range(data.root, day(0), day(0), log_level="CRITICAL", instance=dg.DagsterInstance.ephemeral())
+    assert result.success, failure_messages(result)
+    notes = stale_date_notes(result)
+    assert any(
+        n.startswith(f"arrival day {day(3)} changed after this run landed it (landing/impressions")
+        and n.endswith(f"revwh run --start {day(0)} --end {day(3)}")
+        for n in notes
+    ), notes
+    assert _advertising_events(data) == 4  # the four copies landed, not the appended one
+
+    monkeypatch.setattr(landing_defs, "land_days", land)
+    result = execute_range(data.root, day(0), day(0), log_level="CRITICAL", instance=dg.DagsterInstance.ephemeral())
+    assert result.success and not stale_date_notes(result)
+    assert _advertising_events(data) == 5

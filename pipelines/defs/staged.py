@@ -10,7 +10,7 @@ from pipelines.defs.common import DAILY, DataDirResource, key, partition_dates
 from pipelines.defs.landing import landing_key
 from pipelines.defs.schema_metadata import column_schema
 from pipelines.lake import DataDir, parquet_chunks
-from pipelines.landing.land import CHANGED_SINCE_LANDED, NOT_LANDED, landing_buckets, landing_lag
+from pipelines.landing.land import CHANGED_DAYS_METADATA, CHANGED_SINCE_LANDED, NOT_LANDED, landing_buckets, landing_lag
 from pipelines.parallel import thread_map
 from pipelines.quality.reconcile import staged_balance_problems
 from pipelines.schemas.clean import clean_schema, validate_clean
@@ -126,7 +126,7 @@ def build_staged_asset(log: str) -> list:
                 "far_conflicting_ids": far.copies.get_column("event_id").n_unique(),
                 "stale_event_dates": dg.MetadataValue.json(stale),
                 "outdated_event_dates": dg.MetadataValue.json(outdated),
-                "arrival_days_changed_since_landed": dg.MetadataValue.json(behind),
+                CHANGED_DAYS_METADATA: dg.MetadataValue.json(behind),
                 "landed_copies": totals["copies"],
                 "collapsed_duplicates": totals["collapsed"],
                 "quarantined": totals["quarantined"],

@@ -124,6 +124,8 @@ def fingerprint(files: list[Path], buckets: int | None = None) -> str:
 
 NOT_LANDED = "has raw files but was never landed"
 CHANGED_SINCE_LANDED = "has raw files that changed (or were removed) since it was landed"
+# The metadata key under which the landing check and staged list such arrival days (`revwh run` prints them).
+CHANGED_DAYS_METADATA = "arrival_days_changed_since_landed"
 
 
 def landing_lag(data: DataDir, log: str, arrival: dt.date, buckets: int | None = None) -> str | None:
