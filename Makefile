@@ -39,8 +39,11 @@ run: $(STAMP) $(INSTANCE)/dagster.yaml generate
 	$(BIN)/revwh run --data-dir "$(DATA_DIR)" --start $(DEMO_START) --end $(DEMO_END)
 	$(BIN)/revwh sql "SELECT * FROM marts.revenue_by_stream ORDER BY event_date, stream" --data-dir "$(DATA_DIR)"
 
+# Two pytest workers (pytest-xdist), one test module each at a time so module fixtures are built once:
+# most tests run a Dagster pipeline whose per-step overhead is single-threaded. `make test TEST_WORKERS=0` runs serially.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not distributed" tests
+	$(BIN)/python -m pytest -q -m "not distributed" -n $(TEST_WORKERS) --dist loadfile tests
 
 # Redis + two Celery workers on loopback, one run through them, marts compared with an in-process run.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
