@@ -19,7 +19,7 @@ import dagster as dg
 from dagster._core.log_manager import LOG_RECORD_METADATA_ATTR  # where Dagster puts the event on a record
 
 # A serialised error's message starts with its class path, e.g. "pipelines.landing.land.RawFileError: ".
-OWN_ERROR = re.compile(r"pipelines(\.\w+)+: ")
+_OWN_ERROR = re.compile(r"pipelines(\.\w+)+: ")
 _SELF_EXPLAINED_CLASSES = {"Failure"}  # dagster.Failure: raised on purpose with a description
 FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"  # Dagster's default console format
 HINT = "(stack trace: REVWH_TRACEBACK=1, or the run in the Dagster UI)"
@@ -39,7 +39,7 @@ def self_explained_text(error) -> str | None:
     if error is None:
         return None
     text = error.message.strip()
-    own = OWN_ERROR.match(text)
+    own = _OWN_ERROR.match(text)
     if own:
         return text[own.end() :]
     if error.cls_name in _SELF_EXPLAINED_CLASSES:

@@ -7,6 +7,8 @@ the pandera models cannot drift apart.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -100,6 +102,11 @@ MIN_AGE, MAX_AGE, ADULT_AGE = 0, 130, 18
 
 # Timeliness (rules 3–4): an event may arrive on its event date or up to this many days later.
 MAX_LATENESS_DAYS = 3
+
+
+def arrival_days(days: Iterable[dt.date]) -> list[dt.date]:
+    """The arrival days that hold the copies of event dates ``days``: D..D+3 for each (rule 4)."""
+    return sorted({d + dt.timedelta(days=i) for d in days for i in range(MAX_LATENESS_DAYS + 1)})
 
 
 class Reason(StrEnum):

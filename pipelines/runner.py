@@ -17,7 +17,7 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from pipelines.cli import CliError
-from pipelines.console_log import OWN_ERROR, root_error, short_console_logger
+from pipelines.console_log import root_error, self_explained_text, short_console_logger
 from pipelines.contract import LOGS, MAX_LATENESS_DAYS, PARTITIONS_START
 from pipelines.lake import DataDir
 from pipelines.landing.land import CHANGED_DAYS_METADATA, raw_files
@@ -140,9 +140,8 @@ def _error_text(error: SerializableErrorInfo | None, published: bool = False) ->
             "interrupted; every lake partition is whole (old or new), the published warehouse is unchanged: "
             "re-run the range"
         )
-    text = error.message.strip()
-    own = OWN_ERROR.match(text)
-    return text[own.end() :] if own else text
+    explained = self_explained_text(error)  # the project's own errors and dagster.Failure: without class path
+    return explained if explained is not None else error.message.strip()
 
 
 def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:

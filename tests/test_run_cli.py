@@ -114,6 +114,8 @@ def test_step_errors_read_as_sentences() -> None:
 
     own = SerializableErrorInfo("pipelines.landing.land.RawFileError: cannot read raw file x\n", [], "RawFileError")
     assert _error_text(own) == "cannot read raw file x"
+    failure = SerializableErrorInfo("dagster._core.definitions.events.Failure: day not landed\n", [], "Failure")
+    assert _error_text(failure) == "day not landed"
     other = SerializableErrorInfo("ValueError: bad\n", [], "ValueError")
     assert _error_text(other) == "ValueError: bad"
     interrupt = SerializableErrorInfo(

@@ -4,7 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
-from pipelines.contract import LOGS, MAX_LATENESS_DAYS
+from pipelines.contract import LOGS, MAX_LATENESS_DAYS, arrival_days
 from pipelines.defs.automation import FIRST_PARTITION
 from pipelines.defs.common import DAILY, DataDirResource, key, partition_dates
 from pipelines.defs.landing import landing_key
@@ -14,7 +14,7 @@ from pipelines.landing.land import CHANGED_DAYS_METADATA, CHANGED_SINCE_LANDED, 
 from pipelines.parallel import thread_map
 from pipelines.quality.reconcile import staged_balance_problems
 from pipelines.schemas.clean import clean_schema, validate_clean
-from pipelines.staged.far_conflicts import arrival_days, find_far_conflicts
+from pipelines.staged.far_conflicts import find_far_conflicts
 from pipelines.staged.stage import outdated_dates, stage_days
 
 

@@ -12,7 +12,7 @@ import math
 import duckdb
 import polars as pl
 
-from pipelines.contract import LOGS, MAX_LATENESS_DAYS
+from pipelines.contract import LOGS
 from pipelines.duck import read_lines_sql, union_of_scans
 from pipelines.lake import DataDir
 from pipelines.landing.land import landing_files_for_event_date, raw_files
@@ -141,7 +141,3 @@ def mart_problems(data: DataDir, mart: str, event_date: dt.date) -> list[str]:
     if (got["event_count"] or 0) != want["event_count"]:
         problems.append(f"{mart} {event_date} event_count: mart {got['event_count']} != facts {want['event_count']}")
     return problems
-
-
-def arrival_days_for(event_date: dt.date) -> list[dt.date]:
-    return [event_date + dt.timedelta(days=i) for i in range(MAX_LATENESS_DAYS + 1)]

@@ -38,7 +38,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines.contract import MAX_LATENESS_DAYS, Reason
+from pipelines.contract import MAX_LATENESS_DAYS, Reason, arrival_days
 from pipelines.duck import compute_connection, sql_list
 from pipelines.lake import DataDir
 from pipelines.landing.id_index import id_index_rows, landed_arrivals
@@ -51,11 +51,6 @@ CHUNK_ROWS = 20_000_000
 # over a long history), instead of sorting every row.
 PROBE_SHARE = 0.125
 _EMPTY = pl.DataFrame(schema={"event_id": pl.String, "event_date": pl.Date})
-
-
-def arrival_days(days: Iterable[dt.date]) -> list[dt.date]:
-    """The arrival days that hold the copies of event dates ``days``: D..D+3 for each (rule 4)."""
-    return sorted({d + dt.timedelta(days=i) for d in days for i in range(MAX_LATENESS_DAYS + 1)})
 
 
 def reach(days: Iterable[dt.date]) -> list[dt.date]:

@@ -38,7 +38,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines.contract import MAX_LATENESS_DAYS
+from pipelines.contract import arrival_days
 from pipelines.duck import sql_glob, sql_list, sql_path, sql_str
 from pipelines.facts.revenue import FACT_SCHEMA
 from pipelines.lake import DataDir, clone_file, temp_sibling
@@ -80,7 +80,7 @@ class PublishScope:
     @classmethod
     def of_run(cls, event_dates: Iterable[dt.date]) -> PublishScope:
         dates = frozenset(event_dates)
-        return cls(dates, frozenset(d + dt.timedelta(days=i) for d in dates for i in range(MAX_LATENESS_DAYS + 1)))
+        return cls(dates, frozenset(arrival_days(dates)))
 
     def covers(self, table: str, key: str) -> bool:
         if table == QUARANTINE_COUNTS:
