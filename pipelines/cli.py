@@ -109,11 +109,13 @@ def _add_publish(sub: argparse._SubParsersAction) -> None:
 def _cmd_publish(args: argparse.Namespace) -> int:
     from pipelines.lake import DataDir
     from pipelines.warehouse.publish import publish_warehouse
+    from pipelines.writer_lock import writer_lock
 
     data = DataDir.at(args.data_dir)
     if not (data.lake / "marts").is_dir():
         raise CliError(f"no lake with marts in {data.root}: run `revwh run --data-dir {args.data_dir} ...` first")
-    path = publish_warehouse(data, full=args.full)
+    with writer_lock(data, "revwh publish", on_wait=lambda text: print(f"revwh publish: {text}", file=sys.stderr)):
+        path = publish_warehouse(data, full=args.full)
     print(f"revwh publish: {path} ({'rebuilt' if args.full else 'updated'} from {data.lake})")
     return 0
 

@@ -23,6 +23,7 @@ from pipelines.lake import DataDir
 from pipelines.landing.land import CHANGED_DAYS_METADATA, raw_files
 from pipelines.pool_slots import owner_tags, release_stale_slots
 from pipelines.reference import ReferenceError, load_reference
+from pipelines.writer_lock import Swept, writer_lock
 
 if TYPE_CHECKING:
     from dagster_shared.error import SerializableErrorInfo  # the error of a Dagster event
@@ -209,6 +210,14 @@ def stale_date_notes(result: dg.ExecuteInProcessResult) -> list[str]:
     return notes
 
 
+def _note(text: str) -> None:
+    print(f"revwh run: {text}", file=sys.stderr, flush=True)
+
+
+def _note_sweep(swept: Swept) -> None:
+    _note(f"removed {swept} of killed runs")
+
+
 def run_range(
     data_dir: Path | str, start: dt.date, end: dt.date, *, quiet: bool = False, executor: str = "in_process"
 ) -> int:
@@ -231,7 +240,8 @@ def run_range(
             print(f"revwh run: pulled {location.url} → {location.local}: {location.pull(RUN_PULL)}", flush=True)
         # quiet: the summary below says what failed; Dagster's own ERROR events carry stack traces
         log_level = "CRITICAL" if quiet else "INFO"
-        result = execute_range(location.local, start, end, log_level=log_level, executor=executor)
+        with writer_lock(DataDir.at(location.local), "revwh run", on_wait=_note, on_sweep=_note_sweep):
+            result = execute_range(location.local, start, end, log_level=log_level, executor=executor)
         if result.success and location.is_remote:
             print(f"revwh run: pushed {location.local} → {location.url}: {location.push(RUN_PUSH)}", flush=True)
     seconds = time.perf_counter() - began
