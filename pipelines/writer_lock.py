@@ -32,6 +32,7 @@ from pathlib import Path
 from pipelines.lake import DataDir
 
 LOCK_NAME = ".revwh-writer.lock"
+SWEPT_NAME = ".revwh-swept"  # its modification time says when the last sweep walked the directory
 # lake.temp_sibling and lake.replace_dir name their files so; DuckDB adds ".wal" to a database's
 TEMP_NAME = re.compile(r"^\..+\.(tmp|old)-[0-9a-f]{8}(\.wal)?$")
 SCRATCH = ("lake", "_tmp")
@@ -107,7 +108,7 @@ def writer_lock(
         with _held_guard:
             _held[path] = 1
         try:
-            swept = sweep_leftovers(data)
+            swept = sweep_if_due(data)
             if swept.paths and on_sweep is not None:
                 on_sweep(swept)
             yield
@@ -173,6 +174,21 @@ def _candidates(data: DataDir) -> Iterator[Path]:
                 dirs.remove(name)
                 yield here / name
         yield from (here / name for name in files if TEMP_NAME.match(name))
+
+
+def sweep_if_due(data: DataDir) -> Swept:
+    """Sweep unless a sweep walked the directory within the hour: nothing it could remove has aged since
+    (a walk of a lake of years is a fraction of a second, but a daily run should not grow with history)."""
+    stamp = data.root / SWEPT_NAME
+    try:
+        due = stamp.stat().st_mtime < time.time() - STALE_AFTER_SECONDS
+    except FileNotFoundError:
+        due = True
+    if not due:
+        return Swept((), 0)
+    swept = sweep_leftovers(data)
+    stamp.touch()
+    return swept
 
 
 def sweep_leftovers(data: DataDir, *, stale_after: float = STALE_AFTER_SECONDS) -> Swept:

@@ -114,6 +114,15 @@ def test_a_second_writer_waits_names_the_holder_and_goes_on_when_it_is_killed(tm
     assert (tmp_path / wl.LOCK_NAME).read_text() == ""  # no holder left on record
 
 
+def test_a_sweep_walks_the_directory_at_most_once_an_hour(tmp_path: Path) -> None:
+    data = DataDir.at(tmp_path)
+    assert wl.sweep_if_due(data).paths == ()
+    leftover = _old(tmp_path / "lake/.x.parquet.tmp-0123abcd")
+    assert wl.sweep_if_due(data).paths == () and leftover.exists()  # swept a moment ago
+    os.utime(tmp_path / wl.SWEPT_NAME, (HOURS_AGO, HOURS_AGO))
+    assert wl.sweep_if_due(data).paths == ("lake/.x.parquet.tmp-0123abcd",)
+
+
 def test_the_lock_is_reentrant_in_one_process_and_skips_a_missing_directory(tmp_path: Path) -> None:
     data = DataDir.at(tmp_path)
     with wl.writer_lock(data, "outer"), wl.writer_lock(data, "inner", on_wait=pytest.fail):
@@ -142,6 +151,7 @@ def test_revwh_run_waits_for_a_holder_then_sweeps_and_succeeds(tmp_path: Path) -
     write_tiny_dataset(tmp_path, dt.date(2025, 3, 1), 1)
     holder = _hold_in_child(tmp_path)
     leftover = _old(tmp_path / "lake/marts/revenue_by_stream/.event_date=2025-03-01.parquet.tmp-0badc0de")
+    _old(tmp_path / wl.SWEPT_NAME)  # the holder's sweep was an hour ago: the run's is due
     run = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "run", "--data-dir", str(tmp_path), "--start", "2025-03-01"]
         + ["--end", "2025-03-01", "--quiet"],
