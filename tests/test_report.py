@@ -15,8 +15,7 @@ from PIL import Image
 
 from pipelines.cli import main
 from pipelines.lake import DataDir
-from pipelines.reports import build_report
-from pipelines.reports.build import Report
+from pipelines.reports.build import Report, build_report
 from pipelines.reports.charts import CHARTS
 from pipelines.reports.html import render_html
 from pipelines.warehouse.publish import publish_warehouse

@@ -239,3 +239,14 @@ def test_sql_csv_streams_instead_of_holding_the_result(data_dir: Path) -> None:
 
     small, large = peak_kib(10_000), peak_kib(3_000_000)  # 3M rows of ~110 bytes: 330 MB of text
     assert large - small < 150 * 1024, (small, large)
+
+
+def test_sql_does_not_load_the_pipeline_or_the_report(data_dir: Path) -> None:
+    """`revwh sql` answers in a fraction of a second: registering `revwh report` loaded matplotlib (about a
+    second) for every command, before the report package stopped importing its builder."""
+    code = (
+        "import sys; from pipelines.cli import main; main(['sql', 'SELECT 1', '--data-dir', sys.argv[1]]); "
+        "print(sorted(m for m in ('matplotlib', 'polars', 'dagster', 'pandera') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(data_dir)], capture_output=True, text=True, check=True)
+    assert proc.stdout.splitlines()[-1] == "[]"

@@ -2,8 +2,7 @@
 
 It reads ``warehouse.duckdb`` only (never the lake), so it shows exactly what
 analysts can query, and it needs no server, CDN or JavaScript to be viewed.
+``build_report`` lives in ``pipelines.reports.build``: this package imports
+nothing, so that ``revwh`` (whose parser registers ``revwh report``) does not
+load matplotlib, about a second, for every command.
 """
-
-from pipelines.reports.build import Report, build_report
-
-__all__ = ["Report", "build_report"]
