@@ -76,3 +76,28 @@ def test_every_day_small_lands_two_at_a_time(data: DataDir, monkeypatch: pytest.
 
 def test_a_missing_day_has_no_bytes(data: DataDir) -> None:
     assert raw_bytes(data, "impressions", FIRST - dt.timedelta(days=1)) == 0
+
+
+def test_a_landing_that_fails_late_leaves_the_day_and_its_quarantine_both_as_they_were(
+    data: DataDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, the new quarantine was moved into place before the accepted copies' swap: a failure in
+    between left the day's quarantine of the new raw files beside the accepted copies of the old ones."""
+    day = DAYS[1]
+    land.land_partition(data, "impressions", day)
+    quarantine = data.quarantine_file("landing", "impressions", day)
+    accepted = sorted(p.relative_to(data.lake) for p in data.landing_partition("impressions", day).rglob("*"))
+    before = quarantine.read_bytes()
+    write_raw(data.root, "impressions", day.isoformat(), ["{not json", "[1, 2]"], name="late.jsonl")
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(land, "write_id_index", fail)
+    with pytest.raises(OSError, match="disk full"):
+        land.land_partition(data, "impressions", day)
+    assert quarantine.read_bytes() == before
+    assert sorted(p.relative_to(data.lake) for p in data.landing_partition("impressions", day).rglob("*")) == accepted
+    monkeypatch.undo()
+    stats = land.land_partition(data, "impressions", day)
+    assert stats.by_reason == {"malformed": 2}

@@ -196,13 +196,16 @@ def land_partition(
     work.mkdir(parents=True)
     accepted_dir = work / "accepted"
     accepted_dir.mkdir()
+    # Written in the work folder and moved next to the accepted partition's swap, so that a step that
+    # fails (or dies) leaves the day's accepted copies and its quarantine both old, never one of each.
+    new_quarantine = work / "quarantine.parquet"
     readable = _readable(files)
     try:
         if readable:
             own = con is None
             con = compute_connection(data) if own else con
             try:
-                _copy_partition(con, log, arrival, readable, work, accepted_dir, quarantine_path, stats)
+                _copy_partition(con, log, arrival, readable, work, accepted_dir, new_quarantine, stats)
                 write_id_index(con, sorted(accepted_dir.glob("*/*.parquet")), accepted_dir / INDEX_FILE)
             except duckdb.IOException as exc:
                 bad = next((p for p in readable if p.as_posix() in str(exc)), None)
@@ -214,9 +217,11 @@ def land_partition(
                 if own:
                     con.close()
         else:
-            write_empty_quarantine(quarantine_path)
+            write_empty_quarantine(new_quarantine)
             write_id_index(None, [], accepted_dir / INDEX_FILE)
+        quarantine_path.parent.mkdir(parents=True, exist_ok=True)
         replace_dir(accepted_dir, final_dir)
+        os.replace(new_quarantine, quarantine_path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     _write_manifest(data, stats)
@@ -315,12 +320,10 @@ def _copy_partition(
     sources += [unreadable] if unreadable else []
     if sources:
         rejected = " UNION ALL BY NAME ".join(sources)
-        tmp_q = temp_sibling(quarantine_path)
         con.execute(
             f"""COPY (SELECT {QUARANTINE_COLUMNS_SQL.format(log=log, stage="landing")} FROM ({rejected}))
-                TO {sql_str(tmp_q)} (FORMAT parquet)"""
+                TO {sql_str(quarantine_path)} (FORMAT parquet)"""
         )
-        os.replace(tmp_q, quarantine_path)
         rows = con.execute(
             f"SELECT reason, count(*) FROM read_parquet({sql_path(quarantine_path)}) GROUP BY 1"
         ).fetchall()
