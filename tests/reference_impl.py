@@ -100,6 +100,12 @@ def _parse_time(value: object) -> dt.datetime | None:
         return None
 
 
+def _beyond_microseconds(value: str) -> str:
+    """The fraction digits a datetime drops (7th on), without trailing zeros: part of the instant."""
+    _, _, tail = value.partition(".")
+    return tail.removesuffix("Z").removesuffix("+00:00")[6:].rstrip("0")
+
+
 def _read_csv(path: Path) -> list[dict[str, str]]:
     """Rows of a reference table; blanks around names and values and lines of blanks do not count
     (the README's contract decisions)."""
@@ -169,7 +175,7 @@ def reference_run(root: Path, start: dt.date, end: dt.date):
                 if (arrival - day).days > 3:
                     quarantine[(log, "late_arrival")] += 1
                     continue
-                identity = (ts,) + tuple(
+                identity = (ts, _beyond_microseconds(obj["event_time"])) + tuple(
                     _as_float(obj[f])
                     if k == NUM
                     else (str(obj[f]) if k in (ID, NSTR) and obj.get(f) is not None else obj.get(f))

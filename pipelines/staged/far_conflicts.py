@@ -43,7 +43,7 @@ from pipelines.duck import compute_connection, sql_list
 from pipelines.lake import DataDir
 from pipelines.landing.id_index import id_index_rows, landed_arrivals
 from pipelines.landing.land import landing_sources
-from pipelines.staged.rules import identity_columns
+from pipelines.staged.rules import identity, identity_columns
 
 # (hash, date) rows held at once: 12 bytes each plus a sorted copy, about 0.5 GB.
 CHUNK_ROWS = 20_000_000
@@ -268,13 +268,14 @@ def _confirm_orphans(
     """The (event_id, event_date) of the ``rejected`` ids behind the orphan hashes whose copies left
     are identical (copies that differ on their own date stay rejected whatever happened elsewhere).
     A hash collision with another id may hide an orphan, never invent one."""
-    identity = identity_columns(log)
-    found = _landed(con, data, log, orphans, buckets, columns=identity)
+    found = _landed(con, data, log, orphans, buckets, columns=identity_columns(log))
     if found.is_empty():
         return _EMPTY
     found = found.filter(pl.col("event_id").is_in(rejected.implode()))
     same = (
-        found.group_by("event_id").agg(pl.struct(identity).n_unique().alias("variants")).filter(pl.col("variants") == 1)
+        found.group_by("event_id")
+        .agg(pl.struct(identity(log)).n_unique().alias("variants"))
+        .filter(pl.col("variants") == 1)
     )
     return (
         found.join(same.select("event_id"), on="event_id", how="semi")

@@ -11,14 +11,28 @@ from pipelines.reference import Reference
 from pipelines.schemas.events import MODELS
 from pipelines.schemas.split import failing_rows
 
-# The field that identifies a copy's content for rule 5; event_time is compared as
-# the instant it denotes (event_ts), so "…Z" and "…+00:00" copies are identical.
-_TIME_FIELDS = {"event_time"}
+# event_time is compared as the instant it denotes, so "…Z" and "…+00:00", ".5Z" and ".500Z" copies are
+# identical; and to its last fraction digit, where event_ts keeps microseconds (".1234567Z" and ".1234568Z"
+# are two instants: copies that differ so conflict). The landing rules admit only one spelling of the
+# date and time parts (TIMESTAMP_PATTERN), so the rest of the text is the instant.
+INSTANT_REWRITES = ((r"\+00:00$", "Z"), (r"(\.\d*?)0+Z$", "${1}Z"), (r"\.Z$", "Z"))
+
+
+def instant_text(event_time: pl.Expr) -> pl.Expr:
+    """An accepted ``event_time`` spelled one way per instant: ``Z``, no trailing fraction zeros."""
+    for pattern, replacement in INSTANT_REWRITES:
+        event_time = event_time.str.replace(pattern, replacement)
+    return event_time
 
 
 def identity_columns(log: str) -> list[str]:
-    """Columns whose values must match for two copies to be the same event."""
-    return [("event_ts" if f in _TIME_FIELDS else f) for f in field_names(log)]
+    """Columns whose values must match for two copies to be the same event (the fields of SPEC §2)."""
+    return field_names(log)
+
+
+def identity(log: str) -> list[pl.Expr]:
+    """:func:`identity_columns` as rule 5 compares them: ``event_time`` as the instant (``instant_text``)."""
+    return [instant_text(pl.col(f)) if f == "event_time" else pl.col(f) for f in identity_columns(log)]
 
 
 def duplicated(ids: pl.Series) -> pl.Series:
@@ -125,7 +139,7 @@ def stage_copies(log: str, copies: pl.DataFrame, foreign_ids: pl.Series, ref: Re
     dup_rows = copies.filter(pl.col("_dup"))
     conflict_ids = (
         dup_rows.group_by("event_id")
-        .agg(pl.struct(identity_columns(log)).n_unique().alias("variants"))
+        .agg(pl.struct(identity(log)).n_unique().alias("variants"))
         .filter(pl.col("variants") > 1)
         .get_column("event_id")
     )
