@@ -205,7 +205,7 @@ def sweep_leftovers(data: DataDir, *, stale_after: float = STALE_AFTER_SECONDS) 
                 shutil.rmtree(path)
             else:
                 path.unlink()
-        except FileNotFoundError:
+        except OSError:  # gone meanwhile, or not ours to remove (another user's): never fails the run
             continue
         removed.append(str(path.relative_to(data.root)))
         total += size
