@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import io
 import re
+import warnings
 from pathlib import Path
 
 import polars as pl
@@ -16,7 +17,7 @@ from PIL import Image
 from pipelines.cli import main
 from pipelines.lake import DataDir
 from pipelines.reports.build import Report, build_report
-from pipelines.reports.charts import CHARTS
+from pipelines.reports.charts import CHARTS, render_charts
 from pipelines.reports.html import render_html
 from pipelines.warehouse.publish import publish_warehouse
 from tests.kpi_data import D1, D2, PipelineRun, kpi_pipeline_run
@@ -115,6 +116,16 @@ def test_values_are_html_escaped(report: Report) -> None:
     )
     page = render_html(evil, report.charts, dt.datetime(2025, 3, 5, tzinfo=dt.UTC))
     assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
+
+
+def test_a_region_name_the_font_cannot_draw_gives_no_warning(report: Report, tmp_path: Path) -> None:
+    data = dataclasses.replace(
+        report.data, region_streams=report.data.region_streams.with_columns(pl.lit("🌹 Rosaland").alias("region"))
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        charts = render_charts(data, tmp_path)
+    assert len(charts) == len(CHARTS)
 
 
 def test_cli_writes_the_report(run: PipelineRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

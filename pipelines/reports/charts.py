@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,10 +211,14 @@ def render_charts(data: ReportData, out_dir: Path, prefix: str = "") -> list[Cha
     out_dir.mkdir(parents=True, exist_ok=True)
     charts = []
     for name, title, draw in CHARTS:
-        fig = draw(data)
         path = out_dir / f"{prefix}{name}.png"
         tmp = temp_sibling(path)
-        fig.savefig(tmp, dpi=DPI, format="png", facecolor="white")
+        with warnings.catch_warnings():
+            # A region named with an emoji or a script the bundled font lacks is drawn as a box, and
+            # matplotlib would warn once per glyph on the run's stderr; the HTML tables show the name.
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
+            fig = draw(data)
+            fig.savefig(tmp, dpi=DPI, format="png", facecolor="white")
         os.replace(tmp, path)
         width, height = (round(x) for x in fig.get_size_inches() * DPI)
         charts.append(Chart(name=name, title=title, path=path, png=path.read_bytes(), width=width, height=height))
