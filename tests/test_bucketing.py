@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -56,6 +57,39 @@ def _land(data: DataDir, buckets: int) -> None:
     for log in LOGS:
         for day in ARRIVALS:
             land_partition(data, log, day, buckets=buckets)
+
+
+# Bucket counts of the arrival days for test_other_landing_layout_is_read_by_hash: partitions landed
+# with another bucket count (4) or before bucketing (1).
+MIXED_LAYOUT = "mixed"
+
+
+@pytest.fixture(scope="module")
+def landed(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[int | str], Path]:
+    """The raw data landed with ``buckets`` buckets (or MIXED_LAYOUT), once per layout for the module:
+    landing is deterministic, so tests that stage copy it (:func:`_copy_landed`) instead of landing the
+    same 35 partitions again, and tests that only read the landing use it as it is."""
+    cache: dict[int | str, Path] = {}
+
+    def get(buckets: int | str) -> Path:
+        if buckets not in cache:
+            data = _copy_raw(raw_dir, tmp_path_factory.mktemp(f"landed-{buckets}"))
+            if buckets == MIXED_LAYOUT:
+                for log in LOGS:
+                    for i, day in enumerate(ARRIVALS):
+                        land_partition(data, log, day, buckets=4 if i % 2 else 1)
+            else:
+                _land(data, int(buckets))
+            cache[buckets] = data.root
+        return cache[buckets]
+
+    return get
+
+
+def _copy_landed(landed_root: Path, target: Path) -> DataDir:
+    """A copy of a landed data dir to stage in (file times kept: the landing fingerprints still match)."""
+    shutil.copytree(landed_root, target, dirs_exist_ok=True)
+    return DataDir.at(target)
 
 
 def _run(
@@ -111,7 +145,7 @@ def test_reference_run_has_every_kind_of_reject(unbucketed: dict[str, list]) -> 
     [(7, 30, 1), (16, 10**9, 1), (3, 2000, 1), (7, 100, 2), (16, 3000, 2)],
 )
 def test_bucketing_changes_nothing(
-    raw_dir: Path,
+    landed: Callable[[int | str], Path],
     tmp_path: Path,
     unbucketed: dict[str, list],
     monkeypatch: pytest.MonkeyPatch,
@@ -120,8 +154,7 @@ def test_bucketing_changes_nothing(
     threads: int,
 ) -> None:
     """Any bucket count, group size or number of groups staged at once gives the same outputs."""
-    data = _copy_raw(raw_dir, tmp_path)
-    _land(data, buckets)
+    data = _copy_landed(landed(buckets), tmp_path)
     got = _run(data, buckets, monkeypatch, group_rows, threads)
     assert got.keys() == unbucketed.keys()
     for name, rows in unbucketed.items():
@@ -130,21 +163,21 @@ def test_bucketing_changes_nothing(
 
 @pytest.mark.parametrize("group_rows", [3000, 150])  # 150: buckets read in slices
 def test_other_landing_layout_is_read_by_hash(
-    raw_dir: Path, tmp_path: Path, unbucketed: dict[str, list], monkeypatch: pytest.MonkeyPatch, group_rows: int
+    landed: Callable[[int | str], Path],
+    tmp_path: Path,
+    unbucketed: dict[str, list],
+    monkeypatch: pytest.MonkeyPatch,
+    group_rows: int,
 ) -> None:
     """Partitions landed with another bucket count (or before bucketing) are still staged right."""
-    data = _copy_raw(raw_dir, tmp_path)
-    for log in LOGS:
-        for i, day in enumerate(ARRIVALS):
-            land_partition(data, log, day, buckets=4 if i % 2 else 1)
+    data = _copy_landed(landed(MIXED_LAYOUT), tmp_path)
     got = _run(data, 5, monkeypatch, group_rows=group_rows)
     for name, rows in unbucketed.items():
         assert got[name] == rows, name
 
 
-def test_pieces_cover_every_bucket_once_and_slice_only_large_buckets(raw_dir: Path, tmp_path: Path) -> None:
-    data = _copy_raw(raw_dir, tmp_path)
-    _land(data, 4)
+def test_pieces_cover_every_bucket_once_and_slice_only_large_buckets(landed: Callable[[int | str], Path]) -> None:
+    data = DataDir.at(landed(4))  # only read
     per_bucket = largest_day(data, "impressions", DAYS) // 4  # about 1000 copies
     groups = bucket_groups(data, "impressions", DAYS, 4, group_rows=2 * per_bucket)
     assert [p.buckets for p in groups] == [(0, 1), (2, 3)] and {p.parts for p in groups} == {1}
@@ -168,9 +201,8 @@ def test_pieces_cover_every_bucket_once_and_slice_only_large_buckets(raw_dir: Pa
     assert all(part for part in kept)
 
 
-def test_every_copy_of_an_id_lands_in_one_bucket(raw_dir: Path, tmp_path: Path) -> None:
-    data = _copy_raw(raw_dir, tmp_path)
-    _land(data, 8)
+def test_every_copy_of_an_id_lands_in_one_bucket(landed: Callable[[int | str], Path]) -> None:
+    data = DataDir.at(landed(8))  # only read
     manifest = read_manifest(data, "impressions", DAYS[0])
     assert manifest.buckets == 8 and "%8" in manifest.bucket_scheme
     seen: dict[str, set[int]] = {}
@@ -211,10 +243,9 @@ def test_quarantined_redelivery_keeps_the_smallest_raw_line(data_dir: DataDir) -
 
 
 def test_a_day_too_large_for_two_groups_at_once_is_staged_on_one_thread(
-    raw_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    landed: Callable[[int | str], Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = _copy_raw(raw_dir, tmp_path)
-    _land(data, 4)
+    data = DataDir.at(landed(4))  # only read
     largest = largest_day(data, "impressions", DAYS)
     assert largest > 3000  # from the landing manifests: about 4000 events a day, most of them impressions
     monkeypatch.setenv("REVWH_PARALLEL_DAY_ROWS", str(largest))
@@ -225,7 +256,7 @@ def test_a_day_too_large_for_two_groups_at_once_is_staged_on_one_thread(
 
 @pytest.mark.parametrize(("group_rows", "ranges"), [(3000, 1), (10**9, 2)])
 def test_stage_days_runs_groups_or_days_at_once_with_the_same_outputs(
-    raw_dir: Path,
+    landed: Callable[[int | str], Path],
     tmp_path: Path,
     unbucketed: dict[str, list],
     monkeypatch: pytest.MonkeyPatch,
@@ -242,8 +273,7 @@ def test_stage_days_runs_groups_or_days_at_once_with_the_same_outputs(
         return real(data, log, *args, **kwargs)
 
     monkeypatch.setattr(stage_module, "stage_range", counting)
-    data = _copy_raw(raw_dir, tmp_path)
-    _land(data, 4)
+    data = _copy_landed(landed(4), tmp_path)
     got = _run(data, 4, monkeypatch, group_rows, threads=2, stage=stage_days)
     assert calls.count("impressions") == ranges  # about 3300 copies a day: several groups of 3000 / 2
     assert calls.count("fund_payouts") == 2  # a few dozen a day: one group, so runs of days
@@ -274,12 +304,11 @@ def test_ids_shared_with_neighbours_are_exact_and_distinct() -> None:
 
 
 def test_small_staged_row_groups_change_nothing(
-    raw_dir: Path, tmp_path: Path, unbucketed: dict[str, list], monkeypatch: pytest.MonkeyPatch
+    landed: Callable[[int | str], Path], tmp_path: Path, unbucketed: dict[str, list], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A piece is written in row groups of at most STAGED_ROW_GROUP_ROWS; the outputs are the same."""
     monkeypatch.setattr(stage_module, "STAGED_ROW_GROUP_ROWS", 100)
-    data = _copy_raw(raw_dir, tmp_path)
-    _land(data, 4)
+    data = _copy_landed(landed(4), tmp_path)
     got = _run(data, 4, monkeypatch, group_rows=3000)
     for name, rows in unbucketed.items():
         assert got[name] == rows, name
@@ -289,12 +318,11 @@ def test_small_staged_row_groups_change_nothing(
 
 
 def test_the_quarantine_spill_leaves_nothing_behind(
-    raw_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    landed: Callable[[int | str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each piece's quarantine rows are spilled to scratch files and sorted into the day's file at
     the end; the scratch files go, whether the step succeeds or fails half way."""
-    data = _copy_raw(raw_dir, tmp_path)
-    _land(data, 4)
+    data = _copy_landed(landed(4), tmp_path)
     ref = load_reference(data)
     stats = stage_range(data, "impressions", DAYS, ref, buckets=4, group_rows=300)  # several pieces
     assert sum(s.quarantined for s in stats) > 0
