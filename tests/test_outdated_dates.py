@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -31,12 +32,31 @@ def at(offset: int, hour: int = 10) -> str:
     return f"{day(offset)}T{hour:02d}:00:00Z"
 
 
+def _write_data(root: Path) -> DataDir:
+    write_reference(root, day(-5), day(12))
+    for offset in range(5):
+        write_raw(root, "impressions", str(day(offset)), [impression(f"on-{offset}", at(offset))])
+    return DataDir.at(root)
+
+
 @pytest.fixture
 def data(tmp_path: Path) -> DataDir:
-    write_reference(tmp_path, day(-5), day(12))
-    for offset in range(5):
-        write_raw(tmp_path, "impressions", str(day(offset)), [impression(f"on-{offset}", at(offset))])
-    return DataDir.at(tmp_path)
+    return _write_data(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data after a run over days 0..4, whose result reports nothing outdated: both run tests start
+    there. Made once; each test runs on in a copy (file times kept, so nothing is landed again, and the
+    pipeline keeps no state in the Dagster instance: only the lake)."""
+    data = _write_data(tmp_path_factory.mktemp("first_run"))
+    assert _outdated(_run(data, 0, 4, dg.DagsterInstance.ephemeral())) == []
+    return data.root
+
+
+def _copy(root: Path, target: Path) -> DataDir:
+    shutil.copytree(root, target, dirs_exist_ok=True)
+    return DataDir.at(target)
 
 
 def _run(data: DataDir, first: int, last: int, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
@@ -87,9 +107,8 @@ def test_a_date_staged_before_fingerprints_were_recorded_is_not_reported(data: D
     assert outdated_dates(data, "impressions", [day(0)]) == []
 
 
-def test_a_narrow_run_reports_later_dates_whose_copies_it_landed(data: DataDir) -> None:
-    instance = dg.DagsterInstance.ephemeral()
-    assert _outdated(_run(data, 0, 4, instance)) == []
+def test_a_narrow_run_reports_later_dates_whose_copies_it_landed(first_run: Path, tmp_path: Path) -> None:
+    data, instance = _copy(first_run, tmp_path), dg.DagsterInstance.ephemeral()
     assert _advertising_events(data)[day(3)] == 1
     # a late copy of day 3 arrives on day 4; a run over days 0..1 lands arrival days 0..4
     write_raw(data.root, "impressions", str(day(4)), [impression("late-3", at(3, 20))], "late.jsonl")
@@ -107,9 +126,8 @@ def test_a_narrow_run_reports_later_dates_whose_copies_it_landed(data: DataDir) 
     assert _advertising_events(data)[day(3)] == 2
 
 
-def test_a_run_reports_earlier_dates_whose_copies_it_landed(data: DataDir) -> None:
-    instance = dg.DagsterInstance.ephemeral()
-    _run(data, 0, 4, instance)
+def test_a_run_reports_earlier_dates_whose_copies_it_landed(first_run: Path, tmp_path: Path) -> None:
+    data, instance = _copy(first_run, tmp_path), dg.DagsterInstance.ephemeral()
     write_raw(data.root, "impressions", str(day(3)), [impression("late-1", at(1))], "late.jsonl")
     later = _run(data, 3, 4, instance)
     # arrival day 3 changed: it can hold copies of days 0..3; days 0..2 are outside the run
