@@ -8,12 +8,14 @@ cases are built by hand so that only the far comparison can catch them.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import polars as pl
 import pyarrow.parquet as pq
+import pytest
 
 from pipelines.defs.stale_dates_sensor import stale_dates_sensor
 from pipelines.lake import DataDir
@@ -128,12 +130,24 @@ def test_index_is_written_by_landing_and_rebuilt_when_missing_or_foreign(tmp_pat
     assert is_current(path) and pq.read_schema(path).metadata[b"hash_scheme"] == hash_scheme().encode()
 
 
-def test_one_run_over_the_range_rejects_both_copies_in_the_marts(tmp_path: Path) -> None:
-    _scenario(tmp_path)
-    result = execute_range(tmp_path, day(0), day(5), log_level="ERROR", instance=dg.DagsterInstance.ephemeral())
+@pytest.fixture(scope="module")
+def scenario_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dg.ExecuteInProcessResult]:
+    """The scenario after one run over D1..D1+5: two tests start there. The first only reads it; the
+    other runs on in a copy (file times kept, so nothing is landed again; the assets keep no state in
+    the Dagster instance, only in the lake)."""
+    root = tmp_path_factory.mktemp("scenario_run")
+    _scenario(root)
+    result = execute_range(root, day(0), day(5), log_level="ERROR", instance=dg.DagsterInstance.ephemeral())
     assert result.success
+    return root, result
+
+
+def test_one_run_over_the_range_rejects_both_copies_in_the_marts(
+    scenario_run: tuple[Path, dg.ExecuteInProcessResult],
+) -> None:
+    root, result = scenario_run
     assert _staged_metadata(result)["stale_event_dates"] == [] and stale_date_notes(result) == []
-    with duckdb.connect(str(DataDir.at(tmp_path).warehouse), read_only=True) as con:
+    with duckdb.connect(str(DataDir.at(root).warehouse), read_only=True) as con:
         rejected = con.execute(
             "SELECT event_id, event_date, reason FROM quality.quarantine WHERE event_id = 'far-5' ORDER BY 2"
         ).fetchall()
@@ -189,14 +203,15 @@ def test_a_copy_landing_within_three_days_of_a_date_staged_earlier_makes_it_stal
     assert _staged_quarantine(data, 0) == {"near-3": "conflicting_duplicate"} and _staged_ids(data, 0) == {"ok-0"}
 
 
-def test_a_date_whose_conflicting_partner_is_removed_is_stale(tmp_path: Path) -> None:
+def test_a_date_whose_conflicting_partner_is_removed_is_stale(
+    scenario_run: tuple[Path, dg.ExecuteInProcessResult], tmp_path: Path
+) -> None:
     """far-5 (D1 and D1+5) and near-3 (D1 and D1+3) are rejected everywhere; when the later copies'
     files are removed and D1+3..D1+5 re-run, D1 still rejects both on the strength of copies that
     are gone, so it is reported stale, and a re-run accepts them."""
-    _scenario(tmp_path)
+    shutil.copytree(scenario_run[0], tmp_path, dirs_exist_ok=True)  # _scenario, run over D1..D1+5
     data = DataDir.at(tmp_path)
     instance = dg.DagsterInstance.ephemeral()
-    assert execute_range(tmp_path, day(0), day(5), log_level="ERROR", instance=instance).success
     assert _staged_quarantine(data, 0) == {"far-5": "conflicting_duplicate", "near-3": "conflicting_duplicate"}
     for offset in (3, 5):
         for path in data.raw_partition("impressions", day(offset)).iterdir():
