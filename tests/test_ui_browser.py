@@ -10,18 +10,15 @@ not installed (CI: ``apt-get update && apt-get install -y chromium``).
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pipelines.marts.build import mart_names
-from tests.dagster_server import LOCATION, REPOSITORY, Webserver, running_webserver
-from tests.tiny_data import write_tiny_dataset
+from tests.dagster_server import LOCATION, REPOSITORY, Webserver
 
 pytestmark = pytest.mark.slow
 
@@ -37,11 +34,9 @@ STREAM_UPSTREAM = "/assets/marts/revenue_by_stream?view=lineage&lineageScope=ups
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webserver]:
-    work = tmp_path_factory.mktemp("ui_browser")
-    write_tiny_dataset(work / "data", dt.date(2025, 3, 1), 2)
-    with running_webserver(work, work / "data") as webserver:
-        yield webserver
+def server(tiny_webserver: tuple[Webserver, Path]) -> Webserver:
+    """The session's webserver on the tiny data set (tests/conftest.py), shared with test_webserver."""
+    return tiny_webserver[0]
 
 
 def chromium(url: str, profile: Path, *args: str, window: str = "1600,2400") -> subprocess.CompletedProcess[str]:

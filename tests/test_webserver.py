@@ -1,7 +1,7 @@
 """The UI's view of the warehouse, through the webserver's GraphQL API (what `make ui` serves).
 
-One ``dagster-webserver`` for the module, on 127.0.0.1 with a throwaway
-DAGSTER_HOME and a tiny data dir: the lineage an engineer browses (groups,
+One ``dagster-webserver`` (the session's, shared with test_ui_browser), on
+127.0.0.1 with a throwaway DAGSTER_HOME and a tiny data dir: the lineage an engineer browses (groups,
 edges, kinds, descriptions, column schemas, checks, freshness), the schedule
 and the sensor as the daemon would see them, and a run launched over HTTP the
 way the UI's Materialize button or the sensor would launch it.
@@ -12,19 +12,17 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from pipelines.definitions import build_definitions
-from tests.dagster_server import JOB, LOCATION, REPOSITORY, Webserver, running_webserver
-from tests.tiny_data import EXPECTED_BY_STREAM, write_tiny_dataset
+from tests.dagster_server import JOB, LOCATION, REPOSITORY, Webserver
+from tests.tiny_data import EXPECTED_BY_STREAM
 
 pytestmark = pytest.mark.slow
 
-FIRST = dt.date(2025, 3, 1)
 LAYERS = ("landing", "staged", "facts", "marts", "quality", "warehouse")
 RUN_TIMEOUT_S = 300.0
 REPO_SELECTOR = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
@@ -42,16 +40,15 @@ ASSET_GRAPH = """
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("webserver") / "data"
-    write_tiny_dataset(root, FIRST, 2)
-    return root
+def data_dir(tiny_webserver: tuple[Webserver, Path]) -> Path:
+    """The tiny data set (tests/tiny_data.py) the server reads: event dates 2025-03-01 and 2025-03-02."""
+    return tiny_webserver[1]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[Webserver]:
-    with running_webserver(tmp_path_factory.mktemp("dagster"), data_dir) as webserver:
-        yield webserver
+def server(tiny_webserver: tuple[Webserver, Path]) -> Webserver:
+    """The session's webserver (tests/conftest.py), shared with test_ui_browser."""
+    return tiny_webserver[0]
 
 
 @pytest.fixture(scope="module")
