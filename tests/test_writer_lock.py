@@ -16,11 +16,9 @@ import threading
 import time
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from pipelines import writer_lock as wl
-from pipelines.defs.common import DataDirResource
 from pipelines.lake import DataDir
 from tests.tiny_data import write_tiny_dataset
 
@@ -130,21 +128,6 @@ def test_the_lock_is_reentrant_in_one_process_and_skips_a_missing_directory(tmp_
     assert wl._held == {}
     with wl.writer_lock(DataDir.at(tmp_path / "missing"), "nobody"):
         assert not (tmp_path / "missing").exists()
-
-
-def test_a_run_holds_the_lock_and_a_sensor_does_not(tmp_path: Path) -> None:
-    seen: list[bool] = []
-
-    @dg.op
-    def look(revwh: DataDirResource) -> None:
-        seen.append(tmp_path / wl.LOCK_NAME in wl._held)
-
-    dg.GraphDefinition(name="g", node_defs=[look]).to_job(
-        resource_defs={"revwh": DataDirResource(data_dir=str(tmp_path))}
-    ).execute_in_process()
-    with dg.build_resources({"revwh": DataDirResource(data_dir=str(tmp_path))}):
-        seen.append(tmp_path / wl.LOCK_NAME in wl._held)
-    assert seen == [True, False]
 
 
 def test_revwh_run_waits_for_a_holder_then_sweeps_and_succeeds(tmp_path: Path) -> None:

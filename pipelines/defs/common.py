@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import warnings
-from collections.abc import Iterator
 
 import dagster as dg
 from pydantic import PrivateAttr
 
 from pipelines.contract import PARTITIONS_START
-from pipelines.distributed import CELERY_JOB
 from pipelines.lake import DataDir
 from pipelines.reference import Reference, load_reference
-from pipelines.writer_lock import writer_lock
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
@@ -30,25 +26,6 @@ class DataDirResource(dg.ConfigurableResource):
 
     data_dir: str = os.environ.get("REVWH_DATA_DIR", DEFAULT_DATA_DIR)
     _reference: Reference | None = PrivateAttr(default=None)
-
-    @contextlib.contextmanager
-    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[DataDirResource]:
-        """A run holds the data directory's writer lock from its first step to its last (pipelines.writer_lock).
-
-        Not for sensors (no run) and not for Celery runs, whose steps each start the resource in a
-        process of their own: `revwh run --executor celery` takes the lock in the command instead.
-        """
-        run = context.run
-        if run is None or run.job_name == CELERY_JOB:
-            yield self
-            return
-        with writer_lock(
-            self.data(),
-            f"run {run.run_id}",
-            on_wait=context.log.warning if context.log else None,
-            on_sweep=(lambda swept: context.log.info(f"removed {swept} of killed runs")) if context.log else None,
-        ):
-            yield self
 
     def data(self) -> DataDir:
         return DataDir.at(self.data_dir)
