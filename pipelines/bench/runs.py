@@ -129,11 +129,10 @@ def run_pipeline(
 
 
 def marts_by_stream(data_dir: Path) -> dict[tuple[str, str], tuple]:
-    import duckdb
-
+    from pipelines.duck import connect
     from pipelines.lake import DataDir
 
-    with duckdb.connect(str(DataDir.at(data_dir).warehouse), read_only=True) as con:
+    with connect(str(DataDir.at(data_dir).warehouse), read_only=True) as con:
         rows = con.execute(
             "SELECT event_date, stream, gross_revenue_usd, platform_fees_usd, creator_payouts_usd, "
             "net_revenue_usd, event_count FROM marts.revenue_by_stream"

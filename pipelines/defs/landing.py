@@ -3,11 +3,11 @@
 import datetime as dt
 
 import dagster as dg
-import duckdb
 
 from pipelines.contract import LOGS, MAX_LATENESS_DAYS
 from pipelines.defs.common import DAILY, DataDirResource, key, partition_dates
 from pipelines.defs.schema_metadata import column_schema
+from pipelines.duck import connect
 from pipelines.lake import DataDir
 from pipelines.landing.land import (
     CHANGED_DAYS_METADATA,
@@ -107,7 +107,7 @@ def build_landing_asset(log: str) -> dg.AssetsDefinition:
         problems, checked, changed = [], {}, []
         days = partition_dates(context)
         days += [days[-1] + dt.timedelta(days=i) for i in range(1, MAX_LATENESS_DAYS + 1)]
-        with duckdb.connect() as con:
+        with connect() as con:
             for day in days:
                 stats = read_manifest(data, log, day)
                 if stats is None:

@@ -6,6 +6,7 @@ import dagster as dg
 import duckdb
 import polars as pl
 
+from pipelines.duck import connect
 from pipelines.facts.revenue import FACT_SCHEMA
 from pipelines.marts.build import USD_SUM_MACRO, mart_sql
 from pipelines.schemas.events import MODELS
@@ -45,7 +46,7 @@ def mart_schema(name: str) -> dg.TableSchema | None:
     be described without data.
     """
     empty_facts = pl.DataFrame(schema=FACT_SCHEMA)
-    con = duckdb.connect()
+    con = connect()
     try:
         con.register("revenue_events", empty_facts)
         con.execute(USD_SUM_MACRO)

@@ -34,7 +34,7 @@ import duckdb
 import polars as pl
 
 from pipelines.contract import Stream
-from pipelines.duck import DEFAULT_MEMORY_LIMIT, compute_connection, sql_path
+from pipelines.duck import DEFAULT_MEMORY_LIMIT, compute_connection, connect, sql_path
 from pipelines.lake import DataDir
 from pipelines.quality.reconcile import CENT, RELATIVE, usd_close
 
@@ -452,7 +452,7 @@ def _connection(data: DataDir | None) -> duckdb.DuckDBPyConnection:
     an in-memory one with the same cap for frames that have no lake."""
     if data is not None:
         return compute_connection(data)
-    con = duckdb.connect(":memory:")
+    con = connect(":memory:")
     con.execute(f"SET memory_limit = '{DEFAULT_MEMORY_LIMIT}'")
     return con
 

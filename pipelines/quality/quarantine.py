@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import duckdb
-
-from pipelines.duck import sql_str
+from pipelines.duck import connect, sql_str
 from pipelines.lake import temp_sibling
 
 # Columns of quality.quarantine (SPEC §5 plus where and when it was caught).
@@ -39,6 +37,6 @@ def write_empty_quarantine(path: Path) -> None:
     """An empty, typed quarantine file: a partition with no rejects still replaces its old file."""
     cols = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in QUARANTINE_SCHEMA.items())
     tmp = temp_sibling(path)
-    with duckdb.connect() as con:
+    with connect() as con:
         con.execute(f"COPY (SELECT {cols} LIMIT 0) TO {sql_str(tmp)} (FORMAT parquet)")
     os.replace(tmp, path)

@@ -13,7 +13,7 @@ import duckdb
 import polars as pl
 
 from pipelines.contract import LOGS
-from pipelines.duck import read_lines_sql, union_of_scans
+from pipelines.duck import connect, read_lines_sql, union_of_scans
 from pipelines.lake import DataDir
 from pipelines.landing.land import landing_files_for_event_date, raw_files
 
@@ -43,7 +43,7 @@ def count_raw_lines(data: DataDir, log: str, day: dt.date, con: duckdb.DuckDBPyC
     # Lines the reader cannot decode (invalid UTF-8) land in its reject table; they are lines too.
     unreadable = "SELECT count(DISTINCT (scan_id, file_id, line)) FROM reject_errors"
     own = con is None
-    cursor = duckdb.connect() if own else con.cursor()
+    cursor = connect() if own else con.cursor()
     try:
         readable = int(cursor.execute(sql).fetchall()[0][0])
         return readable + int(cursor.execute(unreadable).fetchall()[0][0])

@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 
 from pipelines.contract import Stream
+from pipelines.duck import connect
 
 STREAMS: tuple[str, ...] = tuple(s.value for s in Stream)
 
@@ -244,7 +245,7 @@ def load_report_data(warehouse: Path, days: int | None = None) -> ReportData:
     (0: all history; default :func:`report_days`). Quarantine rows are windowed by arrival date.
     """
     days = report_days() if days is None else days
-    db = duckdb.connect(str(warehouse), read_only=True)
+    db = connect(str(warehouse), read_only=True)
     try:
         tables = _tables(db)
         has_facts = "facts.revenue_events" in tables

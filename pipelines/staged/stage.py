@@ -107,21 +107,36 @@ class StagedStats:
 
 
 def landing_fingerprints(data: DataDir, log: str, event_date: dt.date) -> dict[str, str]:
-    """The landing fingerprint of every landed arrival day that can hold copies of ``event_date``
-    (D..D+3): it changes whenever the raw files of one of them do."""
+    """The landing fingerprint of every landed arrival day (D..D+3) that holds accepted copies of
+    ``event_date``: it changes whenever the raw files of one of them do. A day landed without any
+    (an empty or missing folder, or copies of other dates only) gives staging nothing to read, so it is
+    left out: landing it for the first time does not outdate the date."""
     out = {}
     for lag in range(MAX_LATENESS_DAYS + 1):
         arrival = event_date + dt.timedelta(days=lag)
         manifest = read_manifest(data, log, arrival)
-        if manifest is not None:
+        if manifest is not None and manifest.by_event_date.get(event_date.isoformat(), 0) > 0:
             out[arrival.isoformat()] = manifest.fingerprint
     return out
 
 
+def _landing_changed(data: DataDir, log: str, event_date: dt.date, recorded: dict[str, str]) -> bool:
+    """Whether an arrival day that held copies of ``event_date`` when it was staged (``recorded``), or
+    holds some now, was landed again from changed raw files since (or removed). A recorded day is
+    compared with its landing as it is now, whatever it holds: a date staged by an older version also
+    recorded the arrival days that held none of its copies, and they stay quiet while unchanged."""
+    now = landing_fingerprints(data, log, event_date)
+    for arrival in recorded.keys() | now.keys():
+        manifest = read_manifest(data, log, dt.date.fromisoformat(arrival))
+        if recorded.get(arrival) != (manifest.fingerprint if manifest is not None else None):
+            return True
+    return False
+
+
 def outdated_dates(data: DataDir, log: str, days: Iterable[dt.date]) -> list[dt.date]:
-    """Those of ``days`` staged before an arrival day of their window (D..D+3) was landed again
-    from changed raw files (or landed for the first time). The fingerprints are per arrival day,
-    so a date is reported when its window changed, even if the change held none of its copies.
+    """Those of ``days`` staged before an arrival day of their window (D..D+3) that held copies of
+    them, then or now, was landed again from changed raw files. The fingerprints are per arrival day,
+    so a date is reported when such a day changed, even if the change held none of its copies.
 
     A run over START..END lands arrival days START..END+3, which also hold copies of event dates
     START-3..START-1 and END+1..END+3; it re-stages only its own dates. Dates never staged, or
@@ -129,7 +144,7 @@ def outdated_dates(data: DataDir, log: str, days: Iterable[dt.date]) -> list[dt.
     out = []
     for day in sorted(set(days)):
         stats = read_staged_stats(data, log, day)
-        if stats is not None and stats.landings is not None and stats.landings != landing_fingerprints(data, log, day):
+        if stats is not None and stats.landings is not None and _landing_changed(data, log, day, stats.landings):
             out.append(day)
     return out
 

@@ -39,7 +39,7 @@ import duckdb
 import polars as pl
 
 from pipelines.contract import arrival_days
-from pipelines.duck import sql_glob, sql_list, sql_path, sql_str
+from pipelines.duck import connect, sql_glob, sql_list, sql_path, sql_str
 from pipelines.facts.revenue import FACT_SCHEMA
 from pipelines.lake import DataDir, clone_file, temp_sibling
 from pipelines.marts.build import USD_SUM_MACRO, mart_names, mart_sql
@@ -290,7 +290,7 @@ def _update(
 
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
     """A new file is created in WAREHOUSE_STORAGE_VERSION; an existing one keeps its own format."""
-    return duckdb.connect(str(path), config={"storage_compatibility_version": WAREHOUSE_STORAGE_VERSION})
+    return connect(str(path), config={"storage_compatibility_version": WAREHOUSE_STORAGE_VERSION})
 
 
 def publish_warehouse(data: DataDir, *, full: bool = False, scope: PublishScope | None = None) -> Path:
