@@ -26,12 +26,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 from pipelines.contract import MAX_LATENESS_DAYS, Reason
 from pipelines.duck import compute_connection, sql_list, sql_path, sql_str
 from pipelines.lake import DataDir, replace_dir, temp_sibling
 from pipelines.landing.id_index import INDEX_FILE, write_id_index
 from pipelines.landing.rules_sql import bucket_expr, landing_select, register_udfs
+from pipelines.landing.undecodable import undecodable_lines
 from pipelines.parallel import thread_map
 from pipelines.quality.quarantine import QUARANTINE_COLUMNS_SQL, write_empty_quarantine
 
@@ -45,6 +47,8 @@ BUCKET_FILE = re.compile(r"bucket-(\d+)-\d+\.parquet")
 # Rows per Parquet row group of landing files: bounds DuckDB's buffer per open partition.
 LANDING_ROW_GROUP_SIZE = 65_536
 PARTITION_FLUSH_ROWS = 16_384
+# A file with more undecodable lines than this keeps DuckDB's text for them (see _unreadable_lines_sql).
+MAX_REREAD_LINES = 100_000
 # A day with this many bytes of raw files lands alone rather than beside another day. Measured on 2
 # cores: five days of 2.65M impressions (680 MB each) took 41.7 s (79 CPU s) one at a time against
 # 50.9 s (100 CPU s) two at a time; 134 MB days tie (10.1-10.5 s either way); 23 MB days land in
@@ -315,7 +319,7 @@ def _copy_partition(
         index = path.stem.rsplit("_", 1)[-1]
         os.replace(path, target / f"bucket-{bucket:03d}-{index}.parquet")
     stats.by_event_date = dict(sorted(by_event_date.items()))
-    unreadable = _unreadable_lines_sql(con, arrival)
+    unreadable = _unreadable_lines_sql(con, arrival, files)
     sources = [f"SELECT * FROM read_parquet({sql_list(rejected_files)})"] if rejected_files else []
     sources += [unreadable] if unreadable else []
     if sources:
@@ -335,23 +339,59 @@ def _copy_partition(
     stats.landed = stats.accepted + stats.quarantined
 
 
-def _unreadable_lines_sql(con: duckdb.DuckDBPyConnection, arrival: dt.date) -> str | None:
+def _unreadable_lines_sql(con: duckdb.DuckDBPyConnection, arrival: dt.date, files: list[Path]) -> str | None:
     """Lines DuckDB's reader could not read as text (invalid UTF-8, over-long lines): malformed.
 
-    They are kept in the reader's reject table (``store_rejects``) instead of failing
-    the whole partition; their text there has the undecodable bytes replaced.
+    They are kept in the reader's reject table (``store_rejects``) instead of failing the whole
+    partition. Their text there is mangled (see :mod:`pipelines.landing.undecodable`), so a file whose
+    rejects are all undecodable lines is read again for their own bytes. It keeps the reader's text if
+    that finds another number of such lines than the reader did (the counts must balance), or if it has
+    more than MAX_REREAD_LINES of them (a file in another encoding: its lines would all be held in memory).
     """
+    rejects = """reject_errors e JOIN reject_scans s ON e.scan_id = s.scan_id AND e.file_id = s.file_id"""
     try:
-        n = con.execute("SELECT count(*) FROM reject_errors").fetchall()[0][0]
+        per_file = con.execute(
+            f"""SELECT parse_filename(s.file_path), count(DISTINCT (e.scan_id, e.file_id, e.line)),
+                       bool_and(e.error_type = 'INVALID ENCODING')
+                FROM {rejects} GROUP BY 1"""
+        ).fetchall()
     except duckdb.Error:  # no reject table: nothing was rejected
         return None
-    if not n:
+    if not per_file:
         return None
-    return f"""SELECT DISTINCT ON (e.scan_id, e.file_id, e.line)
-                   NULL::VARCHAR AS event_id, DATE '{arrival.isoformat()}' AS arrival_date,
-                   '{Reason.MALFORMED}' AS reason, e.csv_line AS raw, NULL::DATE AS event_date,
-                   parse_filename(s.file_path) AS src
-               FROM reject_errors e JOIN reject_scans s ON e.scan_id = s.scan_id AND e.file_id = s.file_id"""
+    by_name = {p.name: p for p in files}
+    texts: dict[str, list[str]] = {}
+    for name, count, encoding_only in per_file:
+        if (
+            encoding_only
+            and count <= MAX_REREAD_LINES
+            and name in by_name
+            and len(lines := undecodable_lines(by_name[name])) == count
+        ):
+            texts[name] = lines
+    columns = f"NULL::VARCHAR AS event_id, DATE '{arrival.isoformat()}' AS arrival_date, '{Reason.MALFORMED}' AS reason"
+    sources = [
+        f"""SELECT DISTINCT ON (e.scan_id, e.file_id, e.line)
+                   {columns}, e.csv_line AS raw, NULL::DATE AS event_date, parse_filename(s.file_path) AS src
+               FROM {rejects}
+               WHERE NOT list_contains({_sql_text_list(list(texts))}, parse_filename(s.file_path))"""
+    ]
+    if texts:
+        view = f"undecodable_lines_{arrival:%Y%m%d}"  # per day: days land side by side on cursors
+        frame = pl.DataFrame(
+            {
+                "src": [n for n, lines in texts.items() for _ in lines],
+                "raw": [t for lines in texts.values() for t in lines],
+            },
+            schema={"src": pl.String, "raw": pl.String},
+        )
+        con.register(view, frame)
+        sources.append(f"SELECT {columns}, raw, NULL::DATE AS event_date, src FROM {view}")
+    return "\nUNION ALL BY NAME\n".join(sources)
+
+
+def _sql_text_list(values: list[str]) -> str:
+    return f"[{', '.join(sql_str(v) for v in values)}]::VARCHAR[]"
 
 
 def landing_files_for_event_date(data: DataDir, log: str, event_date: dt.date, bucket: int | None = None) -> list[Path]:

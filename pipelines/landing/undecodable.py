@@ -1,0 +1,63 @@
+"""The text of raw lines that are not UTF-8, as the quarantine keeps it.
+
+DuckDB's reader sends such a line to its reject table with its bytes mangled: each invalid byte and
+at times the valid byte after it read as ``?`` (``x\\xe9abc`` became ``x??bc``, losing the ``a``), and
+a line after a CRLF began with a stray newline. The quarantine should show the producer what they
+sent, as closely as text can: the line's own bytes, each invalid sequence replaced by U+FFFD (Python's
+``errors="replace"``, the WHATWG rule), every valid character kept.
+
+Only files with a few such lines (``land.MAX_REREAD_LINES``) are read again, in blocks; a block that
+decodes whole is skipped at C speed, so only blocks holding a bad line are looked at line by line.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+BLOCK_BYTES = 16 << 20
+BOM = b"\xef\xbb\xbf"
+
+
+def _open(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")
+
+
+def _blocks(stream: BinaryIO) -> Iterator[bytes]:
+    """The stream in blocks that end at a line end (LF or CR), the last one with whatever is left.
+
+    A CRLF cut between two blocks leaves an empty line, which holds no invalid byte: harmless here."""
+    carry = b""
+    while chunk := stream.read(BLOCK_BYTES):
+        data = carry + chunk
+        cut = max(data.rfind(b"\n"), data.rfind(b"\r"))
+        if cut < 0:
+            carry = data
+            continue
+        carry = data[cut + 1 :]
+        yield data[: cut + 1]
+    if carry:
+        yield carry
+
+
+def undecodable_lines(path: Path) -> list[str]:
+    """Every line of the file (ended by LF, CRLF or a lone CR, as landing reads them) that is not
+    valid UTF-8, in file order, decoded with U+FFFD for each invalid sequence."""
+    out: list[str] = []
+    with _open(path) as stream:
+        for index, block in enumerate(_blocks(stream)):
+            if index == 0 and block.startswith(BOM):
+                block = block[len(BOM) :]
+            try:
+                block.decode("utf-8")
+                continue
+            except UnicodeDecodeError:
+                pass
+            for line in block.splitlines():
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    out.append(line.decode("utf-8", errors="replace"))
+    return out

@@ -1,0 +1,122 @@
+"""Lines that are not UTF-8 are malformed, and the quarantine keeps their own bytes as text.
+
+DuckDB's reader mangles them (``x\\xe9abc`` read ``x??bc``: the valid ``a`` lost); landing reads such
+files again and decodes each bad line with U+FFFD per invalid sequence (Python's errors="replace")."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import pipelines.landing.land as land_module
+import pipelines.landing.undecodable as undecodable
+from pipelines.lake import DataDir
+from pipelines.landing.land import land_partition
+from pipelines.landing.undecodable import undecodable_lines
+from pipelines.quality.reconcile import count_raw_lines
+from tests.builders import impression
+
+DAY = dt.date(2025, 3, 5)
+T = "2025-03-05T10:00:00Z"
+GOOD = json.dumps(impression("good", T)).encode()
+ALSO = json.dumps(impression("also", T)).encode()
+LATIN1 = b'{"event_id":"x\xe9abc","event_time":"2025"}'  # \xe9 opens a 3-byte sequence 'a' does not continue
+
+
+def _folder(data: DataDir) -> Path:
+    folder = data.raw_partition("impressions", DAY)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _quarantine(data: DataDir) -> list[tuple[str, str, str]]:
+    q = data.quarantine_file("landing", "impressions", DAY)
+    return sorted(duckdb.sql(f"SELECT source_file, reason, raw FROM read_parquet('{q}')").fetchall())
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> DataDir:
+    return DataDir.at(tmp_path)
+
+
+def test_undecodable_lines_keep_every_valid_character(data: DataDir) -> None:
+    folder = _folder(data)
+    (folder / "a.jsonl").write_bytes(
+        b"\xef\xbb\xbf" + b"\xff first\n" + GOOD + b"\n" + LATIN1 + b"\n" + ALSO + b"\r\n" + b"zz\xff\xfe\r"
+        b"caf\xc3\xa9 \xc3(\n"  # a valid 'é', then an invalid pair
+    )
+    with gzip.open(folder / "b.jsonl.gz", "wb") as fh:
+        fh.write(GOOD.replace(b"good", b"gz") + b"\n" + LATIN1.replace(b"x", b"y") + b"\n")
+    stats = land_partition(data, "impressions", DAY)
+    assert (stats.landed, stats.accepted, stats.by_reason) == (8, 3, {"malformed": 5})
+    assert count_raw_lines(data, "impressions", DAY) == 8
+    assert _quarantine(data) == sorted(
+        [
+            ("a.jsonl", "malformed", "\ufffd first"),
+            ("a.jsonl", "malformed", '{"event_id":"x\ufffdabc","event_time":"2025"}'),
+            ("a.jsonl", "malformed", "zz\ufffd\ufffd"),
+            ("a.jsonl", "malformed", "caf\u00e9 \ufffd("),
+            ("b.jsonl.gz", "malformed", '{"event_id":"y\ufffdabc","event_time":"2025"}'),
+        ]
+    )
+
+
+def test_a_file_read_again_to_another_count_keeps_the_readers_text(
+    data: DataDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The counts must balance: if reading the file again found another number of bad lines than
+    DuckDB's reader did, the reader's own text is kept for that file (mangled, but one row per line)."""
+    (_folder(data) / "a.jsonl").write_bytes(GOOD + b"\n" + LATIN1 + b"\n" + b"zz\xff\n")
+    monkeypatch.setattr(land_module, "undecodable_lines", lambda path: ["only one"])
+    stats = land_partition(data, "impressions", DAY)
+    assert (stats.landed, stats.accepted, stats.by_reason) == (3, 1, {"malformed": 2})
+    raws = [raw for _src, _reason, raw in _quarantine(data)]
+    assert len(raws) == 2 and "only one" not in raws
+    assert all("?" in raw for raw in raws)  # DuckDB's replacement
+
+
+def test_only_rejected_files_are_read_again(data: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = _folder(data)
+    (folder / "clean.jsonl").write_bytes(GOOD + b"\nnot json\n")
+    (folder / "bad.jsonl").write_bytes(ALSO + b"\n" + LATIN1 + b"\n")
+    read: list[str] = []
+    monkeypatch.setattr(
+        land_module, "undecodable_lines", lambda path: read.append(path.name) or undecodable_lines(path)
+    )
+    stats = land_partition(data, "impressions", DAY)
+    assert (stats.landed, stats.accepted, stats.by_reason) == (4, 2, {"malformed": 2})
+    assert read == ["bad.jsonl"]
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 64, 1 << 20])
+def test_blocks_cut_anywhere_find_the_same_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int) -> None:
+    """Blocks end at a line end, so a multi-byte character is never cut; a CRLF cut in two leaves only
+    an empty line."""
+    monkeypatch.setattr(undecodable, "BLOCK_BYTES", block)
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b"\xef\xbb\xbfok\r\n\xe9t\xc3\xa9\r\nfine \xe2\x82\xac\rno\xff end\n\n\xc3\nlast \xe9")
+    assert undecodable_lines(path) == ["\ufffdt\u00e9", "no\ufffd end", "\ufffd", "last \ufffd"]
+
+
+def test_a_file_of_valid_utf8_has_no_undecodable_lines(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_bytes('\ufeff{"a": "\u00e9\u20ac\U0001f600"}\r\n\n'.encode())
+    assert undecodable_lines(path) == []
+
+
+def test_a_file_with_too_many_undecodable_lines_keeps_the_readers_text(
+    data: DataDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file in another encoding would hold all its lines in memory: past MAX_REREAD_LINES it is not
+    read again."""
+    (_folder(data) / "a.jsonl").write_bytes(GOOD + b"\n" + LATIN1 + b"\n" + b"zz\xff\n")
+    monkeypatch.setattr(land_module, "MAX_REREAD_LINES", 1)
+    monkeypatch.setattr(land_module, "undecodable_lines", lambda path: pytest.fail("read again"))
+    stats = land_partition(data, "impressions", DAY)
+    assert (stats.landed, stats.accepted, stats.by_reason) == (3, 1, {"malformed": 2})
+    assert all("?" in raw for _src, _reason, raw in _quarantine(data))
