@@ -189,6 +189,19 @@ def test_rule4_late_arrival_boundary(data_dir: DataDir) -> None:
     assert reasons(data_dir) == {"lag4": "late_arrival"}
 
 
+def test_years_start_at_0000(data_dir: DataDir) -> None:
+    """ISO 8601 and RFC 3339 allow year 0000 (1 BC), so such a time parses and is far too late; a year
+    written with another number of digits does not parse."""
+    rows = [
+        impression("y0", "0000-01-01T00:00:00Z"),
+        impression("y1", "0001-01-01T00:00:00Z"),
+        impression("y5", "12025-03-05T10:00:00Z"),
+        impression("ok", T),
+    ]
+    land(data_dir, "impressions", rows)
+    assert reasons(data_dir) == {"y0": "late_arrival", "y1": "late_arrival", "y5": "schema_violation"}
+
+
 def test_rule_order_schema_before_timeliness(data_dir: DataDir) -> None:
     """A copy that breaks several rules gets the reason of the first one."""
     land(data_dir, "impressions", [impression("both", "2025-01-01T00:00:00Z", price="x")])
