@@ -8,6 +8,7 @@ writes seven fraction digits) were taken for one event instead of ``conflicting_
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import duckdb
 import polars as pl
@@ -67,3 +68,23 @@ def test_copies_apart_below_a_microsecond_conflict_and_one_instant_spelled_twice
     assert rows == [("ns-a", DAY), ("ns-a", NEXT)]
     staged = pl.read_parquet(data_dir.staged_file("impressions", DAY))
     assert staged.select("event_id", "event_time").rows() == [("same", T + ".5Z")]  # the earliest arrival's copy
+
+
+def test_numbers_are_compared_as_the_doubles_they_read_as(data_dir: DataDir) -> None:
+    """``0.3`` and ``0.30000000000000001`` read as one double, so their copies are one event; ``0.3`` and
+    ``0.3000000000000001`` are two doubles, so theirs conflict."""
+    same = impression("same", T + "Z")
+    apart = impression("apart", T + "Z")
+    lines = [
+        json.dumps(same).replace('"price": 5.0', '"price": 0.3'),
+        json.dumps(same).replace('"price": 5.0', '"price": 0.30000000000000001'),
+        json.dumps(apart).replace('"price": 5.0', '"price": 0.3'),
+        json.dumps(apart).replace('"price": 5.0', '"price": 0.3000000000000001'),
+    ]
+    assert all('"price": 0.3' in line for line in lines)
+    write_raw(data_dir.root, "impressions", DAY.isoformat(), lines)
+    land_partition(data_dir, "impressions", DAY)
+    stats = stage_partition(data_dir, "impressions", DAY, load_reference(data_dir))
+    assert stats.collapsed == 1 and stats.by_reason == {"conflicting_duplicate": 2}
+    staged = pl.read_parquet(data_dir.staged_file("impressions", DAY))
+    assert staged.select("event_id", "price").rows() == [("same", 0.3)]
