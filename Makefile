@@ -8,7 +8,7 @@ DATA_DIR ?= data/demo
 DEMO_START ?= 2025-03-01
 DEMO_DAYS ?= 7
 DEMO_EVENTS ?= 200000
-DEMO_END ?= $(shell $(PYTHON) -c "import datetime as d;print(d.date.fromisoformat('$(DEMO_START)')+d.timedelta(days=$(DEMO_DAYS)-4))")
+DEMO_END ?= $(shell $(PYTHON) -c "import datetime as d;print(d.date.fromisoformat('$(DEMO_START)')+d.timedelta(days=max($(DEMO_DAYS)-4,0)))")
 # Targets below are relative paths (make cannot name a file with blanks); recipes quote DATA_DIR, which
 # may be absolute or hold blanks: `make run DATA_DIR="/data/eu demo"`.
 INSTANCE := .dagster_home

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -165,12 +166,14 @@ def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
     return messages
 
 
-def stale_date_notes(result: dg.ExecuteInProcessResult) -> list[str]:
+def stale_date_notes(result: dg.ExecuteInProcessResult, data_dir: Path | str | None = None) -> list[str]:
     """Dates outside the run whose published numbers the run left out of date, from the staged
     materialisations: ``stale_event_dates`` (rule 5 now judges copies of theirs differently) and
     ``outdated_event_dates`` (their arrival days were landed again). The run cannot rewrite them; the
     user re-runs them. Also the arrival days whose raw files changed after the run landed them (from the
-    landing check and staged), whose new lines wait for the next run."""
+    landing check and staged), whose new lines wait for the next run. ``data_dir``: the directory as the
+    user gave it, so each printed command can be pasted as it is."""
+    where = f" --data-dir {shlex.quote(str(data_dir))}" if data_dir is not None else ""
     found: dict[str, dict[str, set[str]]] = {
         "stale_event_dates": {},
         "outdated_event_dates": {},
@@ -195,7 +198,7 @@ def stale_date_notes(result: dg.ExecuteInProcessResult) -> list[str]:
         "({keys}); re-run it to publish what they hold now",
     }
     notes = [
-        f"event date {day} {why[name].format(keys=', '.join(sorted(keys)))}: revwh run --start {day} --end {day}"
+        f"event date {day} {why[name].format(keys=', '.join(sorted(keys)))}: revwh run{where} --start {day} --end {day}"
         for name, dates in found.items()
         if name != CHANGED_DAYS_METADATA
         for day, keys in sorted(dates.items())
@@ -205,7 +208,8 @@ def stale_date_notes(result: dg.ExecuteInProcessResult) -> list[str]:
         first = max(arrival - dt.timedelta(days=MAX_LATENESS_DAYS), FIRST_PARTITION)
         notes.append(
             f"arrival day {day} changed after this run landed it ({', '.join(sorted(keys))}: files written "
-            f"during the run); its new lines are not in this run's numbers: revwh run --start {first} --end {day}"
+            f"during the run); its new lines are not in this run's numbers: "
+            f"revwh run{where} --start {first} --end {day}"
         )
     return notes
 
@@ -245,7 +249,7 @@ def run_range(
         if result.success and location.is_remote:
             print(f"revwh run: pushed {location.local} → {location.url}: {location.push(RUN_PUSH)}", flush=True)
     seconds = time.perf_counter() - began
-    for note in stale_date_notes(result):
+    for note in stale_date_notes(result, data_dir):
         print(f"revwh run: warning: {note}", file=sys.stderr)
     if result.success:
         print(f"revwh run: ok in {seconds:.1f}s (run {result.run_id})", flush=True)

@@ -65,7 +65,7 @@ def test_staging_a_date_whose_arrival_day_was_never_landed_fails_and_says_what_t
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.step_failure_data.user_failure_data.description
     assert f"arrival day {day(2)} {NOT_LANDED}" in message
-    assert f"revwh run --start {day(0)} --end {day(0)}" in message
+    assert f"revwh run --data-dir {data.root} --start {day(0)} --end {day(0)}" in message
     assert not data.staged_file("impressions", day(0)).exists()
 
 

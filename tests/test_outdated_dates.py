@@ -121,6 +121,10 @@ def test_a_narrow_run_reports_later_dates_whose_copies_it_landed(first_run: Path
         f"(staged/impressions); re-run it to publish what they hold now: revwh run --start {d} --end {d}"
         for d in (day(3), day(4))
     ]
+    # revwh run passes the directory as the user gave it, so the command can be pasted as it is
+    assert stale_date_notes(narrow, "/data/eu 2025")[0].endswith(
+        f"revwh run --data-dir '/data/eu 2025' --start {day(3)} --end {day(3)}"
+    )
     assert _advertising_events(data)[day(3)] == 1  # the run did not rewrite it
     again = _run(data, 2, 4, instance)
     assert _outdated(again) == [] and stale_date_notes(again) == []

@@ -1,6 +1,7 @@
 """staged/<log>: one asset per log, partitioned by EVENT date: rules 5–9, clean events only."""
 
 import datetime as dt
+import shlex
 
 import dagster as dg
 
@@ -44,7 +45,8 @@ def _arrival_days_landed(context: dg.AssetExecutionContext, data: DataDir, log: 
             description=(
                 f"staged/{log}: arrival day {', '.join(missing)} {NOT_LANDED}, and event dates {first}..{last} "
                 f"read the copies that arrived up to three days after them. Materialise landing/{log} together "
-                f"with staged/{log} (the whole job does), or run `revwh run --start {first} --end {last}`."
+                f"with staged/{log} (the whole job does), or run `revwh run --data-dir {shlex.quote(str(data.root))} "
+                f"--start {first} --end {last}`."
             )
         )
     changed = [a.isoformat() for a, lag in lags.items() if lag == CHANGED_SINCE_LANDED]
