@@ -260,3 +260,21 @@ def test_views_in_a_folder_with_brackets_read_it_and_give_no_moved_hint(
     assert main(query) == 1
     err = capsys.readouterr().err
     assert "No files found" in err and "another location" not in err
+
+
+def test_a_damaged_warehouse_is_one_line_that_says_how_to_rebuild_it(
+    data: DataDir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cut-short warehouse.duckdb failed every later publish with DuckDB's traceback and left a
+    full-size temporary copy behind each time."""
+    from pipelines.cli import main
+
+    data.warehouse.write_bytes(data.warehouse.read_bytes()[:100_000])
+    assert main(["publish", "--data-dir", str(data.root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot be read" in err
+    assert f"revwh publish --data-dir {data.root} --full" in err
+    assert sorted(p.name for p in data.root.iterdir() if "warehouse" in p.name) == ["warehouse.duckdb"]
+    assert main(["publish", "--data-dir", str(data.root), "--full"]) == 0
+    rows = _read(data.warehouse, f"SELECT event_date, net_revenue_usd, event_count FROM marts.{MART}")
+    assert rows == [(D1, 1.0, 10), (D2, 2.0, 20)]

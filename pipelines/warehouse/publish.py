@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ import polars as pl
 
 from pipelines.contract import arrival_days
 from pipelines.duck import connect, sql_glob, sql_list, sql_path, sql_str
+from pipelines.errors import CliError
 from pipelines.facts.revenue import FACT_SCHEMA
 from pipelines.lake import DataDir, clone_file, temp_sibling
 from pipelines.marts.build import USD_SUM_MACRO, mart_names, mart_sql
@@ -293,6 +295,11 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
     return connect(str(path), config={"storage_compatibility_version": WAREHOUSE_STORAGE_VERSION})
 
 
+def _remove(tmp: Path) -> None:
+    for leftover in (tmp, Path(str(tmp) + ".wal")):
+        leftover.unlink(missing_ok=True)
+
+
 def publish_warehouse(data: DataDir, *, full: bool = False, scope: PublishScope | None = None) -> Path:
     """Bring the catalogue up to date with the lake and swap it in; returns the warehouse path.
 
@@ -306,11 +313,24 @@ def publish_warehouse(data: DataDir, *, full: bool = False, scope: PublishScope 
     incremental = not full and target.exists()
     if incremental:
         clone_file(target, tmp)  # shares blocks on XFS / btrfs: no cost growing with history there
-    con = _connect(tmp)
+    con = None
+    try:
+        con = _connect(tmp)
+        published = _published(con) if incremental else None
+    except duckdb.Error as exc:  # a damaged published file: say so and how to rebuild it, leave nothing behind
+        if con is not None:
+            con.close()
+        _remove(tmp)
+        if not incremental:
+            raise
+        reason = str(exc).strip().splitlines()[0]
+        raise CliError(
+            f"{target} cannot be read ({reason}). It is built from the lake: rebuild it with "
+            f"`revwh publish --data-dir {shlex.quote(str(data.root))} --full`, then re-run."
+        ) from None
     try:
         done = False
         if incremental:
-            published = _published(con)
             done = published is not None and _update(con, data, files, published, scope)
         if not done:
             con.close()
@@ -320,8 +340,7 @@ def publish_warehouse(data: DataDir, *, full: bool = False, scope: PublishScope 
         con.execute("CHECKPOINT")
     except BaseException:
         con.close()
-        for leftover in (tmp, Path(str(tmp) + ".wal")):  # the published file is untouched
-            leftover.unlink(missing_ok=True)
+        _remove(tmp)  # the published file is untouched
         raise
     con.close()
     os.replace(tmp, target)
