@@ -41,6 +41,17 @@ _KEYS = {
 # region fails the facts check, a rate of NULL gives NULL revenue), so it fails the load. A parameter's
 # value is checked where it is read (only creator_usd_per_coin is).
 _REQUIRED = {table: [c for c in types if (table, c) != ("parameters", "value")] for table, types in _TYPES.items()}
+# The range a number a rule reads must lie in: a rate outside it is a typo or an export gone wrong
+# (a negative exchange rate, a fee of 30 meaning 30 %), and would turn money into nonsense silently.
+# NaN and infinity are in no range.
+_BOUNDS: dict[tuple[str, str], tuple[pl.Expr, str]] = {
+    ("fx_rates", "usd_per_unit"): (pl.col("usd_per_unit") > 0, "a positive number"),
+    ("store_fees", "fee_rate"): (pl.col("fee_rate").is_between(0, 1), "a rate between 0 and 1"),
+    ("shop_categories", "referral_fee_rate"): (
+        pl.col("referral_fee_rate").is_between(0, 1),
+        "a rate between 0 and 1",
+    ),
+}
 CREATOR_USD_PER_COIN = "creator_usd_per_coin"
 _LINE = "\x00line"  # a row's line number in its file, for messages (header: 1); no CSV header holds NUL
 
@@ -118,6 +129,17 @@ def _read(path: Path, table: str) -> pl.DataFrame:
             line, value = first[_LINE], first[column]
             kind = "a YYYY-MM-DD date" if dtype == pl.Date else f"of type {dtype}"
             raise ReferenceError(f"{path}, line {line}: {column} {value!r} is not {kind} ({bad.height} such rows)")
+    for (bounded_table, column), (in_range, what) in _BOUNDS.items():
+        if bounded_table != table:
+            continue
+        finite = pl.col(column).is_finite()
+        bad = typed.filter(pl.col(column).is_not_null() & ~(finite & in_range).fill_null(False))
+        if bad.height:
+            first = bad.row(0, named=True)
+            value = frame.filter(pl.col(_LINE) == first[_LINE]).item(0, column)
+            raise ReferenceError(
+                f"{path}, line {first[_LINE]}: {column} {value!r} is not {what} ({bad.height} such rows)"
+            )
     for column in _REQUIRED[table]:
         empty = frame.filter(pl.col(column).is_null() | (pl.col(column) == ""))
         if empty.height:
@@ -156,6 +178,8 @@ def load_reference(data: DataDir) -> Reference:
             raise ValueError(per_coin)
     except ValueError as exc:
         raise ReferenceError(f"{path}: {CREATOR_USD_PER_COIN} is not a number: {text!r}") from exc
+    if per_coin < 0:
+        raise ReferenceError(f"{path}: {CREATOR_USD_PER_COIN} is negative: {text!r}")
     return Reference(
         countries=tables["countries"],
         fx_rates=tables["fx_rates"],

@@ -86,6 +86,41 @@ def test_creator_usd_per_coin_must_be_a_finite_number(ref_dir: Path, value: str)
         load_reference(DataDir.at(ref_dir.parent))
 
 
+@pytest.mark.parametrize(
+    ("table", "row", "message"),
+    [
+        ("fx_rates.csv", "2025-03-03,EUR,-1.1\n", "usd_per_unit '-1.1' is not a positive number"),
+        ("fx_rates.csv", "2025-03-03,EUR,0\n", "usd_per_unit '0' is not a positive number"),
+        ("fx_rates.csv", "2025-03-03,EUR,nan\n", "usd_per_unit 'nan' is not a positive number"),
+        ("fx_rates.csv", "2025-03-03,EUR,inf\n", "usd_per_unit 'inf' is not a positive number"),
+        ("store_fees.csv", "tv,30\n", "fee_rate '30' is not a rate between 0 and 1"),
+        ("store_fees.csv", "tv,-0.1\n", "fee_rate '-0.1' is not a rate between 0 and 1"),
+        ("shop_categories.csv", "garden,1.5\n", "referral_fee_rate '1.5' is not a rate between 0 and 1"),
+    ],
+)
+def test_rates_out_of_range_fail_the_load_naming_the_line(ref_dir: Path, table: str, row: str, message: str) -> None:
+    lines = len((ref_dir / table).read_text().splitlines())
+    _append(ref_dir / table, row)
+    with pytest.raises(ReferenceError, match=re.escape(f"{table}, line {lines + 1}: {message} (1 such rows)")):
+        load_reference(DataDir.at(ref_dir.parent))
+
+
+def test_rates_at_the_ends_of_their_range_load(ref_dir: Path) -> None:
+    _append(ref_dir / "store_fees.csv", "tv,0\nkiosk,1\n")
+    _append(ref_dir / "shop_categories.csv", "garden,0.0\nvouchers,1.0\n")
+    ref = load_reference(DataDir.at(ref_dir.parent))
+    assert dict(ref.store_fees.select("platform", "fee_rate").iter_rows())["kiosk"] == 1.0
+    assert dict(ref.shop_categories.select("category", "referral_fee_rate").iter_rows())["garden"] == 0.0
+
+
+def test_creator_usd_per_coin_must_not_be_negative(ref_dir: Path) -> None:
+    (ref_dir / "parameters.csv").write_text("name,value\ncreator_usd_per_coin,-0.005\n")
+    with pytest.raises(ReferenceError, match=r"parameters\.csv: creator_usd_per_coin is negative: '-0.005'"):
+        load_reference(DataDir.at(ref_dir.parent))
+    (ref_dir / "parameters.csv").write_text("name,value\ncreator_usd_per_coin,0\n")
+    assert load_reference(DataDir.at(ref_dir.parent)).creator_usd_per_coin == 0.0
+
+
 def test_blank_lines_are_no_rows(ref_dir: Path) -> None:
     """An editor's or an export's blank last line, a gap, or a line of blanks is no row (as Python's
     csv reader skips it), while a row with only unread columns filled is still a row."""
