@@ -22,6 +22,7 @@ from pipelines.console_log import root_error, self_explained_text, short_console
 from pipelines.contract import LOGS, MAX_LATENESS_DAYS, PARTITIONS_START
 from pipelines.lake import DataDir
 from pipelines.landing.land import CHANGED_DAYS_METADATA, raw_files
+from pipelines.landing.unread_raw import unread_raw_notes
 from pipelines.pool_slots import owner_tags, release_stale_slots
 from pipelines.reference import ReferenceError, load_reference
 from pipelines.writer_lock import Swept, writer_lock
@@ -244,6 +245,9 @@ def run_range(
             print(f"revwh run: pulled {location.url} → {location.local}: {location.pull(RUN_PULL)}", flush=True)
         # quiet: the summary below says what failed; Dagster's own ERROR events carry stack traces
         log_level = "CRITICAL" if quiet else "INFO"
+        arrivals = [start + dt.timedelta(days=i) for i in range((end - start).days + MAX_LATENESS_DAYS + 1)]
+        for note in unread_raw_notes(DataDir.at(location.local), arrivals):
+            print(f"revwh run: warning: {note}", file=sys.stderr, flush=True)
         with writer_lock(DataDir.at(location.local), "revwh run", on_wait=_note, on_sweep=_note_sweep):
             result = execute_range(location.local, start, end, log_level=log_level, executor=executor)
         if result.success and location.is_remote:

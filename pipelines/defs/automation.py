@@ -42,6 +42,7 @@ from pipelines.contract import LOGS, MAX_LATENESS_DAYS, PARTITIONS_START
 from pipelines.defs.common import DataDirResource
 from pipelines.lake import DataDir
 from pipelines.landing.land import fingerprint, raw_files, read_manifest
+from pipelines.landing.unread_raw import arrival_folder_day
 
 # The job both targets launch. It is defined in pipelines/definitions.py, which imports this module,
 # so the name is repeated here (tests/test_automation.py asserts the two agree).
@@ -134,14 +135,9 @@ class ArrivalDay:
 
 
 def _arrival_folder_day(name: str) -> dt.date | None:
-    if not name.startswith("dt="):
-        return None
-    try:
-        day = dt.date.fromisoformat(name[3:])
-    except ValueError:
-        return None
-    # Only the canonical spelling: landing reads dt=YYYY-MM-DD and nothing else (not dt=20250301).
-    return day if day >= FIRST_PARTITION and name == f"dt={day.isoformat()}" else None
+    """Only the canonical spelling from the first partition on: landing reads nothing else (not dt=20250301)."""
+    day = arrival_folder_day(name)
+    return day if day is not None and day >= FIRST_PARTITION else None
 
 
 def scan_raw(data: DataDir) -> dict[dt.date, ArrivalDay]:

@@ -17,6 +17,7 @@ from pipelines.landing.land import (
     landing_lag,
     read_manifest,
 )
+from pipelines.landing.unread_raw import unread_log_entries
 from pipelines.quality.reconcile import count_raw_lines
 
 QUARANTINE_WARN_RATE = 0.05
@@ -76,6 +77,8 @@ def build_landing_asset(log: str) -> dg.AssetsDefinition:
         data = revwh.data()
         days, extra = _arrival_days(context, data)
         totals = LandingStats(log=log, arrival_date=f"{key(days[0])}..{key((extra or days)[-1])}")
+        for note in unread_log_entries(data, log, days + extra):
+            context.log.warning(note)
         landed = land_days(data, log, days + extra)
         for day, stats in zip(days + extra, landed, strict=True):
             context.log.info(
