@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import re
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -58,6 +59,19 @@ def data_location(text: str) -> Path | str:
     return text if "://" in text else Path(text)
 
 
+def local_directory(text: str) -> Path:
+    """argparse type for a --data-dir that must be local: a path or a file:// URL. Another URL is refused
+    in one line (Path would turn "file:///srv/d" into the relative folder "file:/srv/d")."""
+    if "://" not in text:
+        return Path(text)
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        return Path(urllib.parse.unquote(parsed.path))
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not local: this command needs a local data directory (a path or a file:// URL)"
+    )
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="materialise every asset for event dates START..END through Dagster")
     p.add_argument(
@@ -101,7 +115,9 @@ def _add_publish(sub: argparse._SubParsersAction) -> None:
         "publish",
         help="rebuild warehouse.duckdb from the lake without re-running (e.g. after moving the data directory)",
     )
-    p.add_argument("--data-dir", type=Path, required=True, help="a local data directory that holds a lake/")
+    p.add_argument(
+        "--data-dir", type=local_directory, required=True, help="a local data directory (a path or file:// URL)"
+    )
     p.add_argument("--full", action="store_true", help="rebuild every table instead of only the changed partitions")
     p.set_defaults(handler=_cmd_publish)
 

@@ -278,3 +278,20 @@ def test_a_damaged_warehouse_is_one_line_that_says_how_to_rebuild_it(
     assert main(["publish", "--data-dir", str(data.root), "--full"]) == 0
     rows = _read(data.warehouse, f"SELECT event_date, net_revenue_usd, event_count FROM marts.{MART}")
     assert rows == [(D1, 1.0, 10), (D2, 2.0, 20)]
+
+
+def test_revwh_publish_takes_a_file_url_and_refuses_a_remote_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`file:///srv/d` is the folder /srv/d, not a relative folder "file:/srv/d"; another URL is one line."""
+    from pipelines.cli import main
+
+    folder = tmp_path / "my data"
+    assert main(["publish", "--data-dir", folder.as_uri()]) == 2
+    assert f"no lake with marts in {folder}:" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["publish", "--data-dir", "s3://bucket/data"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "'s3://bucket/data' is not local: this command needs a local data directory" in err
+    assert "Traceback" not in err

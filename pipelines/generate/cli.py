@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from pipelines.cli import CliError, non_negative_int, parse_date, positive_int
+from pipelines.cli import CliError, local_directory, non_negative_int, parse_date, positive_int
 from pipelines.generate.options import DEFAULT_CHUNK_SIZE, DEFAULT_DIRT_RATE, DEFAULT_LATE_RATE, DIRT_KINDS
 
 
@@ -35,7 +34,7 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> None:
         help="write reference tables and raw event logs with realistic dirt",
         description="Write <data-dir>/reference/*.csv and <data-dir>/raw/<log>/dt=<arrival>/part-*.jsonl.",
     )
-    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--data-dir", type=local_directory, required=True, help="a local path or file:// URL")
     p.add_argument("--start", type=parse_date, required=True, help="first event date, YYYY-MM-DD")
     p.add_argument("--days", type=positive_int, required=True, help="number of event dates")
     p.add_argument("--events-per-day", type=positive_int, required=True, help="weekly mean of events per day")
