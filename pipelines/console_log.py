@@ -61,6 +61,33 @@ class ShortFailures(logging.Filter):
         return True
 
 
+class OneLineForAbandonedSteps(logging.Filter):
+    """Dagster logs an ERROR line for every step it does not execute because a step before it failed:
+    one broken raw file gives some thirty of them, under the line that says what broke. The first is
+    kept, reworded to say the rest are left out; the rest stay in the run's event log (the UI)."""
+
+    _ABANDONED = re.compile(r"Dependencies for step (\S+) .*Not executing\.$", re.DOTALL)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.told = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        found = self._ABANDONED.search(message)
+        if found is None:
+            return True
+        if self.told:
+            return False
+        self.told = True
+        record.msg = (
+            f"{message[: found.start()]}Steps that depend on a failed step are not executed (this one and "
+            "the steps after it; their list is in the run's event log, the Dagster UI's run view)."
+        )
+        record.args = ()
+        return True
+
+
 @dg.logger(
     {"log_level": dg.Field(str, is_required=False, default_value="INFO")},
     description="Dagster's console format on stderr; self-explained step failures without their stack trace.",
@@ -71,5 +98,6 @@ def short_console_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
     handler.setFormatter(logging.Formatter(FORMAT, datefmt="%Y-%m-%d %H:%M:%S %z"))
     if os.environ.get(TRACEBACK_ENV, "") in ("", "0"):
         handler.addFilter(ShortFailures())
+        handler.addFilter(OneLineForAbandonedSteps())
     logger.addHandler(handler)
     return logger

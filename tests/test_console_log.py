@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 from dagster._utils.error import serializable_error_info_from_exc_info
 
-from pipelines.console_log import HINT, ShortFailures, self_explained_text
+from pipelines.console_log import HINT, OneLineForAbandonedSteps, ShortFailures, self_explained_text
 from pipelines.landing.land import RawFileError
 from tests.builders import write_reference
 from tests.cli_helpers import run_cli as run
@@ -93,6 +93,8 @@ def test_a_run_prints_the_failure_on_one_line(
     assert len(failure) == 1, err
     assert f"landing/orders dt=2025-03-01: cannot read raw file {bad}" in failure[0] and failure[0].endswith(HINT)
     assert "INFO - revenue_pipeline" in err  # the rest of the log is still there
+    assert "Dependencies for step" not in err  # some thirty steps after the failure, in one line
+    assert err.count("Steps that depend on a failed step are not executed") == 1
 
 
 def test_revwh_traceback_brings_the_trace_back(
@@ -103,3 +105,32 @@ def test_revwh_traceback_brings_the_trace_back(
     assert run(["run", "--data-dir", str(tmp_path), "--start", "2025-03-01", "--end", "2025-03-01"]) == 1
     err = capsys.readouterr().err
     assert "Stack Trace" in err and 'File "' in err and "RawFileError" in err
+    assert err.count("Dependencies for step") > 10  # and every step not executed
+
+
+def test_the_steps_not_executed_after_a_failure_are_one_line() -> None:
+    log = OneLineForAbandonedSteps()
+    head = "revenue_pipeline - id - staged__orders - "
+    first = logging.LogRecord(
+        "dagster",
+        logging.ERROR,
+        __file__,
+        1,
+        f"{head}Dependencies for step staged__orders failed: ['a']. Not executing.",
+        (),
+        None,
+    )
+    assert log.filter(first)
+    assert first.getMessage().startswith(f"{head}Steps that depend on a failed step are not executed")
+    second = logging.LogRecord(
+        "dagster",
+        logging.ERROR,
+        __file__,
+        1,
+        "x - Dependencies for step warehouse were not executed: ['b']. Not executing.",
+        (),
+        None,
+    )
+    assert not log.filter(second)
+    other = logging.LogRecord("dagster", logging.ERROR, __file__, 1, "RUN_FAILURE - Steps failed: ['a']", (), None)
+    assert log.filter(other) and other.getMessage() == "RUN_FAILURE - Steps failed: ['a']"
