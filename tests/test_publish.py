@@ -295,3 +295,32 @@ def test_revwh_publish_takes_a_file_url_and_refuses_a_remote_one(
     err = capsys.readouterr().err
     assert "'s3://bucket/data' is not local: this command needs a local data directory" in err
     assert "Traceback" not in err
+
+
+def test_a_copied_data_directory_warns_that_its_views_read_the_original(
+    data: DataDir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cp -r` keeps the original lake, so the copy's views answer from it without an error: a warning says so."""
+    from pipelines.cli import main
+
+    facts = data.facts_file(D1)
+    facts.parent.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame({"event_date": [D1, D1], "stream": ["advertising", "ecommerce"]}).write_parquet(facts)
+    publish_warehouse(data)
+    copy = tmp_path.parent / f"{tmp_path.name}-copy"
+    shutil.copytree(data.root, copy)
+    query = ["sql", "SELECT count(*) AS n FROM facts.revenue_events", "--data-dir", str(copy), "--format", "csv"]
+    capsys.readouterr()
+    assert main(query) == 0
+    out, err = capsys.readouterr()
+    assert out.split() == ["n", "2"]  # still answers, from the original's lake
+    assert err.startswith("revwh sql: warning: the warehouse's views over facts and staged read another")
+    assert f"not {(copy / 'lake').resolve()}" in err and f"revwh publish --data-dir {copy}" in err
+
+    assert main(["sql", "SELECT 1", "--data-dir", str(data.root)]) == 0  # the original: no warning
+    assert capsys.readouterr().err == ""
+    assert main(["publish", "--data-dir", str(copy)]) == 0
+    capsys.readouterr()
+    assert main(query) == 0
+    assert capsys.readouterr().err == ""
+    shutil.rmtree(copy)

@@ -89,11 +89,43 @@ def _moved_lake_hint(data_dir: Path, message: str) -> str:
     )
 
 
+def views_elsewhere(con: duckdb.DuckDBPyConnection, data_dir: Path) -> str | None:
+    """A file pattern of the views over facts and staged that is outside this data directory's lake, or None.
+
+    The views name the lake by absolute path. In a copy of a data directory (``cp -r``), they still read
+    the original's lake, which exists: queries would answer from the other directory without an error.
+    """
+    lake = DataDir.at(data_dir).lake.resolve().as_posix()
+    rows = con.execute(
+        "SELECT sql FROM duckdb_views() WHERE database_name = 'warehouse' AND schema_name IN ('facts', 'staged')"
+    ).fetchall()
+    for (text,) in rows:
+        for literal in re.findall(r"read_parquet\('((?:[^']|'')*)'", text or ""):
+            pattern = literal.replace("''", "'")
+            if not pattern.startswith((lake + "/", glob_escape(lake) + "/")):
+                return pattern
+    return None
+
+
+def _warn_if_views_elsewhere(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    pattern = views_elsewhere(con, data_dir)
+    if pattern is not None:
+        lake = DataDir.at(data_dir).lake.resolve().as_posix()
+        print(
+            f"revwh sql: warning: the warehouse's views over facts and staged read another data directory's lake "
+            f"({pattern}), not {lake} (a copied or moved data directory): run "
+            f"`revwh publish --data-dir {data_dir}` to point them here",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 @contextlib.contextmanager
 def _relation(data_dir: Path, sql: str) -> Iterator[duckdb.DuckDBPyRelation | None]:
     """The statement as a relation, not yet fetched (so csv/json can stream it); None when it has no result."""
     con = connect_read_only(data_dir)
     try:
+        _warn_if_views_elsewhere(con, data_dir)
         try:
             _one_read_only_statement(con, sql)
             rel = con.sql(sql)
