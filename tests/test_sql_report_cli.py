@@ -71,8 +71,10 @@ def test_report_into_a_folder_that_cannot_be_made(data_dir: Path, capsys: pytest
     blocker.write_text("x")
     assert run(["report", "--data-dir", str(data_dir), "--out", str(blocker / "report.html")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"revwh report: error: cannot write the report to {blocker / 'report.html'}: ")
-    assert "\n" not in err
+    target = blocker / "report.html"
+    assert err == f"revwh report: error: cannot write the report to {target}: {blocker} is a file, not a folder"
+    assert run(["report", "--data-dir", str(data_dir), "--out", str(blocker / "deeper" / "report.html")]) == 2
+    assert capsys.readouterr().err.strip().endswith(f": {blocker} is a file, not a folder")
 
 
 def test_report_on_a_warehouse_without_marts(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

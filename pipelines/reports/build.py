@@ -56,7 +56,10 @@ def build_report(data_dir: str | os.PathLike[str], out: Path | None = None, days
     try:  # the output folder first: a bad --out is found before any work
         html_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ReportError(f"cannot write the report to {html_path}: {exc.strerror or exc}") from exc
+        # "File exists" for /a/file/r.html: name the file that stands where a folder is needed
+        blocking = next((p for p in html_path.parents if p.exists() and not p.is_dir()), None)
+        why = f"{blocking} is a file, not a folder" if blocking is not None else exc.strerror or str(exc)
+        raise ReportError(f"cannot write the report to {html_path}: {why}") from exc
     try:
         report_data = load_report_data(data.warehouse, days)
     except duckdb.Error as exc:  # not a DuckDB file, or not one this pipeline published
