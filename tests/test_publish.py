@@ -208,17 +208,22 @@ def test_the_duckdb_1_5_cli_reads_the_warehouse(data: DataDir) -> None:
     assert out[-1].startswith("v1.")
 
 
+def _published_copy(data: DataDir, target: Path) -> Path:
+    """Publish a warehouse whose facts view reads two rows of ``data``'s lake, then copy the data directory."""
+    facts = data.facts_file(D1)
+    facts.parent.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame({"event_date": [D1, D1], "stream": ["advertising", "ecommerce"]}).write_parquet(facts)
+    publish_warehouse(data)
+    shutil.copytree(data.root, target)
+    return target
+
+
 def test_a_moved_data_directory_gets_a_hint_and_revwh_publish_repoints_it(
     data: DataDir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from pipelines.cli import main
 
-    facts = data.facts_file(D1)
-    facts.parent.mkdir(parents=True, exist_ok=True)
-    pl.DataFrame({"event_date": [D1, D1], "stream": ["advertising", "ecommerce"]}).write_parquet(facts)
-    publish_warehouse(data)
-    moved = tmp_path.parent / f"{tmp_path.name}-moved"
-    shutil.copytree(data.root, moved)
+    moved = _published_copy(data, tmp_path.parent / f"{tmp_path.name}-moved")
     shutil.rmtree(data.lake)  # the old location is gone
     query = ["sql", "SELECT count(*) AS n FROM facts.revenue_events", "--data-dir", str(moved), "--format", "csv"]
     capsys.readouterr()
@@ -303,12 +308,7 @@ def test_a_copied_data_directory_warns_that_its_views_read_the_original(
     """`cp -r` keeps the original lake, so the copy's views answer from it without an error: a warning says so."""
     from pipelines.cli import main
 
-    facts = data.facts_file(D1)
-    facts.parent.mkdir(parents=True, exist_ok=True)
-    pl.DataFrame({"event_date": [D1, D1], "stream": ["advertising", "ecommerce"]}).write_parquet(facts)
-    publish_warehouse(data)
-    copy = tmp_path.parent / f"{tmp_path.name}-copy"
-    shutil.copytree(data.root, copy)
+    copy = _published_copy(data, tmp_path.parent / f"{tmp_path.name}-copy")
     query = ["sql", "SELECT count(*) AS n FROM facts.revenue_events", "--data-dir", str(copy), "--format", "csv"]
     capsys.readouterr()
     assert main(query) == 0
