@@ -88,8 +88,26 @@ class OneLineForAbandonedSteps(logging.Filter):
         return True
 
 
+class ShownBeforeRun(logging.Filter):
+    """Drops a warning that `revwh run` already printed before the run (a raw entry landing does not
+    read, which the landing step also logs for the UI), so the console shows it once, at the top."""
+
+    def __init__(self, notes: list[str]) -> None:
+        super().__init__()
+        self.notes = notes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING or not self.notes:
+            return True
+        message = record.getMessage()
+        return not any(message.endswith(note) for note in self.notes)
+
+
 @dg.logger(
-    {"log_level": dg.Field(str, is_required=False, default_value="INFO")},
+    {
+        "log_level": dg.Field(str, is_required=False, default_value="INFO"),
+        "shown_before_run": dg.Field([str], is_required=False, default_value=[]),
+    },
     description="Dagster's console format on stderr; self-explained step failures without their stack trace.",
 )
 def short_console_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
@@ -99,5 +117,6 @@ def short_console_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
     if os.environ.get(TRACEBACK_ENV, "") in ("", "0"):
         handler.addFilter(ShortFailures())
         handler.addFilter(OneLineForAbandonedSteps())
+    handler.addFilter(ShownBeforeRun(list(init_context.logger_config["shown_before_run"])))
     logger.addHandler(handler)
     return logger

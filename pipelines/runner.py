@@ -11,6 +11,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -87,12 +88,14 @@ def execute_range(
     log_level: str = "INFO",
     instance: dg.DagsterInstance | None = None,
     executor: str = "in_process",
+    shown_before_run: Sequence[str] = (),
 ) -> dg.ExecuteInProcessResult:
     """Run the pipeline job for event dates start..end; returns Dagster's result.
 
     executor "in_process" runs every step in this process; "celery" sends each
     step to the Celery workers (pipelines.distributed), whose result has the
-    same success/run_id/all_events.
+    same success/run_id/all_events. ``shown_before_run``: warnings the caller
+    already printed, which the console log then leaves out.
     """
     from pipelines.marts.build import MartSqlError
 
@@ -122,7 +125,9 @@ def execute_range(
     return job.execute_in_process(
         instance=instance,
         tags=run_tags(start, end),
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        run_config={
+            "loggers": {"console": {"config": {"log_level": log_level, "shown_before_run": list(shown_before_run)}}}
+        },
         raise_on_error=False,
     )
 
@@ -246,10 +251,13 @@ def run_range(
         # quiet: the summary below says what failed; Dagster's own ERROR events carry stack traces
         log_level = "CRITICAL" if quiet else "INFO"
         arrivals = [start + dt.timedelta(days=i) for i in range((end - start).days + MAX_LATENESS_DAYS + 1)]
-        for note in unread_raw_notes(DataDir.at(location.local), arrivals):
+        unread = unread_raw_notes(DataDir.at(location.local), arrivals)
+        for note in unread:
             print(f"revwh run: warning: {note}", file=sys.stderr, flush=True)
         with writer_lock(DataDir.at(location.local), "revwh run", on_wait=_note, on_sweep=_note_sweep):
-            result = execute_range(location.local, start, end, log_level=log_level, executor=executor)
+            result = execute_range(
+                location.local, start, end, log_level=log_level, executor=executor, shown_before_run=unread
+            )
         if result.success and location.is_remote:
             print(f"revwh run: pushed {location.local} → {location.url}: {location.push(RUN_PUSH)}", flush=True)
     seconds = time.perf_counter() - began

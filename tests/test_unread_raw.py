@@ -81,13 +81,20 @@ def test_files_of_an_arrival_day_that_are_not_jsonl_are_named(tmp_path: Path) ->
     ]
 
 
-def test_revwh_run_warns_and_still_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("quiet", [True, False])
+def test_revwh_run_warns_once_and_still_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str], quiet: bool) -> None:
+    """Before the run, whatever the log level; not again from the landing step's own warning (which is
+    for the UI), so a run that is not quiet shows each note once too."""
     write_reference(tmp_path, DAY, DAY + dt.timedelta(days=3))
     write_raw(tmp_path, "impressions", "2025-03-01", [impression("e1", "2025-03-01T00:00:00Z")])
     write_raw(tmp_path, "impressions", "2025-3-02", [impression("e2", "2025-03-01T01:00:00Z")])
     write_raw(tmp_path, "impressions", "2025-03-01", [impression("e3", "2025-03-01T02:00:00Z")], name="late.json")
-    args = ["run", "--data-dir", str(tmp_path), "--start", "2025-03-01", "--end", "2025-03-01", "--quiet"]
-    assert run_cli(args) == 0
+    args = ["run", "--data-dir", str(tmp_path), "--start", "2025-03-01", "--end", "2025-03-01"]
+    assert run_cli(args + ["--quiet"] * quiet) == 0
     err = capsys.readouterr().err
-    assert "revwh run: warning: raw/impressions/ holds dt=2025-3-02/, not a folder named dt=YYYY-MM-DD" in err
-    assert "revwh run: warning: raw/impressions/dt=2025-03-01/ holds late.json, not read" in err
+    misnamed = "raw/impressions/ holds dt=2025-3-02/, not a folder named dt=YYYY-MM-DD"
+    unread = "raw/impressions/dt=2025-03-01/ holds late.json, not read"
+    assert f"revwh run: warning: {misnamed}" in err and f"revwh run: warning: {unread}" in err
+    assert err.count(misnamed) == err.count(unread) == 1
+    if not quiet:
+        assert "landing__impressions" in err  # the run's own log was printed
