@@ -18,12 +18,19 @@ export DAGSTER_HOME := $(CURDIR)/$(INSTANCE)
 
 setup: $(STAMP)
 
-# The lock file pins every package (direct and transitive); pip installs exactly it.
+# The lock file pins every package (direct and transitive); the venv gets exactly it. pip installs a pinned
+# uv, which installs the lock file in about 30 s where pip alone takes over 2 minutes on a fresh machine
+# (uv downloads in parallel). Should uv fail (not installable, or no route to its index), pip does it all.
+UV_VERSION := 0.13.8
+UV_INSTALL := $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	{ $(BIN)/python -m pip install --quiet uv==$(UV_VERSION) && \
+		$(UV_INSTALL) -r requirements.lock && $(UV_INSTALL) --no-deps -e .; } || { \
+		echo "make: uv could not install the lock file; installing with pip instead (slower)" >&2 && \
+		$(BIN)/python -m pip install --quiet --upgrade "pip>=24" && \
+		$(BIN)/python -m pip install --quiet -r requirements.lock && \
+		$(BIN)/python -m pip install --quiet --no-deps -e .; }
 	mkdir -p $(INSTANCE) && touch $@
 
 # Demo data once: a data directory that already has its reference tables is left as it is.
@@ -65,7 +72,6 @@ bench: $(STAMP)
 
 # Re-pin every dependency after editing pyproject.toml (uv's resolver, installed in the venv on first use);
 # commit pyproject.toml and requirements.lock together.
-UV_VERSION := 0.13.8
 lock: $(STAMP)
 	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
 	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev -p 3.11 -o requirements.lock
