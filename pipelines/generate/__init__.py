@@ -2,8 +2,8 @@
 
 Modules, one job each: markets (behaviour knobs), reference (reference tables, fx),
 population (users, creators, campaigns, sellers), timing (volumes, clocks), events (clean
-events per log), dirt (SPEC §4 dirt), encode (NDJSON text), writer (partition files),
-dataset (orchestration), cli (argparse).
+events per log), dirt (SPEC §4 dirt), schema_breaks (rule-2 dirt as line edits), encode
+(NDJSON text), writer (partition files), dataset (orchestration), cli (argparse).
 """
 
 from __future__ import annotations

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipelines.contract import FIELDS, MAX_LATENESS_DAYS, JsonType
+from pipelines.contract import FIELDS, MAX_LATENESS_DAYS
 from pipelines.generate.encode import Lookups
 from pipelines.generate.events import Columns, Context
 from pipelines.generate.options import DIRT_KINDS, ROW_KINDS
+from pipelines.generate.schema_breaks import schema_break
 from pipelines.generate.timing import DAY_MS
 
 CODE = {k: i + 1 for i, k in enumerate(ROW_KINDS)}  # 0 = clean
@@ -192,53 +193,6 @@ def apply_value_dirt(
 
 # --- text dirt -------------------------------------------------------------------------
 
-_VALUE = r'("[^"]*"|[^,}]*)'
-
-
-def _schema_variants(log: str) -> list[tuple[str, str]]:
-    """(regex, replacement) pairs, each breaking rule 2 in one way on one field."""
-    fields = FIELDS[log]
-    out: list[tuple[str, str]] = [
-        (r'"event_id":"[^"]*"', '"event_id":""'),  # empty event_id
-        (r'"event_id":"[^"]*",', ""),  # missing event_id
-        (r'"event_time":"(\d{4})-\d\d-\d\dT', '"event_time":"${1}-13-40T'),  # no such date
-        (r'"event_time":"([^"]*?)(Z|\+00:00)"', '"event_time":"${1}"'),  # no time zone
-        (r'"event_time":"[^"]*"', '"event_time":1740787200000'),  # epoch number, not a string
-        (r'"country":"[^"]*"', '"country":840'),  # number where a string is expected
-    ]
-    for f in fields[1:]:
-        if f.json_type is JsonType.NULLABLE_STRING:
-            out.append((rf'"{f.name}":("[^"]*"|null)', f'"{f.name}":4711'))  # an integer where a string or null is due
-            continue  # may be null or absent
-        out.append((rf',"{f.name}":{_VALUE}', ""))  # missing field
-        out.append((rf'"{f.name}":{_VALUE}', f'"{f.name}":null'))  # null field
-        if f.json_type in (JsonType.NUMBER, JsonType.INTEGER):
-            out.append((rf'"{f.name}":([^,}}]*)', f'"{f.name}":"${{1}}"'))  # "1.5"
-        if f.json_type is JsonType.INTEGER:
-            out.append((rf'"{f.name}":(-?\d+)', f'"{f.name}":${{1}}.5'))  # 2.5 coins
-        if f.json_type is JsonType.BOOLEAN:
-            out.append((rf'"{f.name}":(true|false)', f'"{f.name}":1'))
-            out.append((rf'"{f.name}":(true|false)', f'"{f.name}":"yes"'))
-    return out
-
-
-SCHEMA_VARIANTS = {log: _schema_variants(log) for log in FIELDS}
-
-
-def _schema_break(log: str, lines: pl.Series, rng: np.random.Generator) -> pl.Series:
-    """Each line broken by one variant, drawn at random. A variant's regex runs on its own lines only
-    (a when/then over every line ran all thirty-odd regexes on all of them: a fifth of the generator)."""
-    variants = SCHEMA_VARIANTS[log]
-    which = rng.integers(0, len(variants), len(lines))
-    order = np.argsort(which, kind="stable")
-    bounds = np.searchsorted(which[order], np.arange(len(variants) + 1))
-    out = lines.clone()
-    for i, (pattern, repl) in enumerate(variants):
-        idx = order[bounds[i] : bounds[i + 1]]
-        if len(idx):
-            out = out.scatter(idx, lines.gather(idx).str.replace(pattern, repl))
-    return out
-
 
 def _malform(lines: pl.Series, rng: np.random.Generator) -> pl.Series:
     """Truncated objects (a writer crashed mid-line) and lines that are JSON but no object."""
@@ -259,7 +213,7 @@ def apply_text_dirt(
     arr = cols["arr"]
     if not kind.any() and not blank.any():
         return lines, arr
-    for k, spoil in (("malformed", _malform), ("schema_violation", lambda s, r: _schema_break(log, s, r))):
+    for k, spoil in (("malformed", _malform), ("schema_violation", lambda s, r: schema_break(log, s, r))):
         idx = np.flatnonzero(kind == CODE[k])
         if len(idx):
             lines = lines.scatter(idx, spoil(lines.gather(idx), rng))
