@@ -19,7 +19,8 @@ from pipelines.contract import FIELDS, JsonType
 
 
 class Edit(Enum):
-    VALUE = "value"  # the value becomes `text` ("{v}" in it stands for the value as written)
+    VALUE = "value"  # the value becomes `text`
+    QUOTE = "quote"  # the value, as written, is put in quotes
     APPEND = "append"  # `text` is written right after the value
     DROP = "drop"  # the member goes, with the comma before it
     DROP_FIRST = "drop_first"  # the first member goes, with the comma after it
@@ -53,7 +54,7 @@ def _breaks(log: str) -> list[Break]:
         out.append(Break(f.name, Edit.DROP))  # missing field
         out.append(Break(f.name, Edit.VALUE, "null"))  # null field
         if f.json_type in (JsonType.NUMBER, JsonType.INTEGER):
-            out.append(Break(f.name, Edit.VALUE, '"{v}"'))  # "1.5"
+            out.append(Break(f.name, Edit.QUOTE))  # "1.5"
         if f.json_type is JsonType.INTEGER:
             out.append(Break(f.name, Edit.APPEND, ".5"))  # 2.5 coins
         if f.json_type is JsonType.BOOLEAN:
@@ -84,7 +85,9 @@ def _edited(edit: pl.Expr, text: pl.Expr, before: pl.Expr, key: pl.Expr, value: 
     member = [before, key]
     return (
         pl.when(edit == Edit.VALUE.value)
-        .then(pl.concat_str([*member, text.str.replace_all("{v}", value, literal=True), rest]))
+        .then(pl.concat_str([*member, text, rest]))
+        .when(edit == Edit.QUOTE.value)
+        .then(pl.concat_str([*member, pl.lit('"'), value, pl.lit('"'), rest]))
         .when(edit == Edit.APPEND.value)
         .then(pl.concat_str([*member, value, text, rest]))
         .when(edit == Edit.DROP.value)
