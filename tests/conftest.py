@@ -36,7 +36,7 @@ SHARED_GROUPS = {
 # the two workers at the end (xdist's own order, by number of tests, started test_ui_backfill, ~70 s,
 # near the end of the run, when the other worker had nothing left).
 LONGEST_FIRST = (
-    "test_far_conflicts.py",  # ~190 s
+    "test_far_conflicts.py",  # ~110 s
     "test_bucketing.py",
     "test_bench.py",
     "webserver",
