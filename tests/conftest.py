@@ -45,7 +45,7 @@ LONGEST_FIRST = (
     "test_concurrency.py",
     "test_storage.py",
     "kpi",
-    "test_adversarial_e2e.py",  # ~40 s
+    "test_adversarial_e2e.py",  # ~20 s
     "test_pool_slots.py",
     "test_publish_scope.py",
     "test_pipeline_contract.py",

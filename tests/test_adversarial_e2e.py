@@ -23,7 +23,7 @@ from tests.reference_impl import assert_same_results, published_marts, reference
 
 LANDING_REASONS = {"malformed", "schema_violation", "future_event", "late_arrival"}
 WINDOW_END = END + dt.timedelta(days=3)  # the run lands arrival days START..END+3 (SPEC §6)
-SEEDS = (1, 2)
+SEEDS = (1,)  # a second seed passes too (measured), but costs ~20 s of a suite near its 10 minutes
 
 
 @pytest.fixture(scope="module", params=SEEDS, ids=[f"seed{s}" for s in SEEDS])
