@@ -21,6 +21,7 @@ from pipelines.defs.staged import STAGED
 from pipelines.defs.stale_dates_sensor import stale_dates_sensor
 from pipelines.defs.warehouse import WAREHOUSE
 from pipelines.distributed import CELERY_JOB, celery_executor_config
+from pipelines.locked_executor import writer_locked
 
 PIPELINE_JOB = "revenue_pipeline"
 
@@ -29,27 +30,33 @@ MART_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=3
 
 ALL = LANDING + STAGED + FACTS + MARTS + QUALITY + WAREHOUSE + KPI_CHECKS + REPORTS
 
-revenue_pipeline = dg.define_asset_job(
-    PIPELINE_JOB,
-    selection=dg.AssetSelection.all(include_sources=False),
-    description="Land, stage, attribute and publish every log for a range of event dates, in one run.",
-    executor_def=dg.in_process_executor,
-)
-
-# The same selection with every step sent to Celery workers over Redis (docs/distributed.md):
-# run it with `revwh run --executor celery` or launch it from the UI while workers are up.
-revenue_pipeline_celery = dg.define_asset_job(
-    CELERY_JOB,
-    selection=dg.AssetSelection.all(include_sources=False),
-    description="revenue_pipeline with each step executed by a Celery worker (broker: REVWH_CELERY_BROKER).",
-    executor_def=celery_executor.configured(celery_executor_config(), name="revwh_celery"),
-)
-
 
 def _with_freshness(spec: dg.AssetSpec) -> dg.AssetSpec:
     if spec.group_name in ("marts", "warehouse"):
         return spec.replace_attributes(freshness_policy=MART_FRESHNESS)
     return spec
+
+
+def pipeline_jobs(data_dir: str) -> list[dg.UnresolvedAssetJobDefinition]:
+    """The pipeline's two jobs; their runs hold ``data_dir``'s writer lock (pipelines.locked_executor)."""
+    return [
+        dg.define_asset_job(
+            PIPELINE_JOB,
+            selection=dg.AssetSelection.all(include_sources=False),
+            description="Land, stage, attribute and publish every log for a range of event dates, in one run.",
+            executor_def=writer_locked(dg.in_process_executor, data_dir),
+        ),
+        # The same selection with every step sent to Celery workers over Redis (docs/distributed.md):
+        # run it with `revwh run --executor celery` or launch it from the UI while workers are up.
+        dg.define_asset_job(
+            CELERY_JOB,
+            selection=dg.AssetSelection.all(include_sources=False),
+            description="revenue_pipeline with each step executed by a Celery worker (broker: REVWH_CELERY_BROKER).",
+            executor_def=writer_locked(celery_executor, data_dir).configured(
+                celery_executor_config(), name="revwh_celery"
+            ),
+        ),
+    ]
 
 
 def build_definitions(
@@ -61,14 +68,14 @@ def build_definitions(
     defs = dg.Definitions(
         assets=[d for d in ALL if not isinstance(d, dg.AssetChecksDefinition)],
         asset_checks=[d for d in ALL if isinstance(d, dg.AssetChecksDefinition)],
-        jobs=[revenue_pipeline, revenue_pipeline_celery],
+        jobs=pipeline_jobs(data_dir),
         schedules=SCHEDULES,
         sensors=[*SENSORS, reference_tables_sensor, stale_dates_sensor],
         resources={"revwh": DataDirResource(data_dir=data_dir)},
         # What the UI's Materialize and backfills run (Dagster's implicit asset job): in-process, like
         # revenue_pipeline. The multiprocess default spawns a process per step (1-10 s each, 55 steps),
-        # and the steps already use both cores with threads.
-        executor=dg.in_process_executor,
+        # and the steps already use both cores with threads. Its runs hold the writer lock too.
+        executor=writer_locked(dg.in_process_executor, data_dir),
         loggers=loggers,
     )
     return defs.map_asset_specs(func=_with_freshness)

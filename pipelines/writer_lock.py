@@ -2,16 +2,17 @@
 
 Two runs over one data directory interleave their lake writes and can leave the older
 result last. The UI's run queue starts one run at a time, but a ``revwh run`` started
-beside it (or two overlapping cron jobs) went unguarded. So every run and every
+beside it (or two overlapping cron jobs) went unguarded. So every run (``revwh run`` here,
+a run launched by the UI or the daemon in its executor, pipelines.locked_executor) and every
 ``revwh publish`` holds an exclusive ``flock`` on ``<data>/.revwh-writer.lock`` while it
 works; a second writer waits for it, saying whom it waits for. The kernel releases the
 lock when its holder dies (``kill -9`` included), so a dead run never blocks the next.
 
 Whoever takes the lock is then the only local writer, so it sweeps the temporary files
 that killed writers left behind (``.<name>.tmp-…`` and ``.<name>.old-…`` siblings, the
-lake's ``_tmp`` scratch space). Only entries untouched for an hour go: a Celery run
-launched from the UI does not hold the lock (its steps run in other processes), and a
-file being written keeps a fresh modification time.
+lake's ``_tmp`` scratch space). Only entries untouched for an hour go: a run orchestrated on
+another machine does not hold this machine's lock (nor do the Celery workers that execute
+steps), and a file being written keeps a fresh modification time.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def writer_lock(
 ) -> Iterator[None]:
     """Hold the data directory's writer lock for the body; wait while another process holds it.
 
-    Re-entrant within a process (``revwh run`` takes it, then the run's resource does again).
+    Re-entrant within a process (a caller that holds it can run code that takes it again).
     A directory that does not exist is not locked: there is nothing to protect, and the
     caller's own checks say what is wrong.
     """

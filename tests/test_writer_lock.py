@@ -157,3 +157,48 @@ def test_revwh_run_waits_for_a_holder_then_sweeps_and_succeeds(tmp_path: Path) -
     assert "revwh run: removed 1 leftover temporary file(s), 0.0 MB of killed runs" in err
     assert "revwh run: ok in" in out
     assert not leftover.exists()
+
+
+def test_a_run_launched_like_the_ui_does_waits_for_the_holder_then_succeeds(tmp_path: Path) -> None:
+    """The UI, schedule, sensors and backfills execute the job's own executor (not `revwh run`'s
+    in-process call), so that executor holds the lock: the run waits, logs whom for, then runs."""
+    import dagster as dg
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    from pipelines.definitions import PIPELINE_JOB, build_definitions
+    from pipelines.runner import run_tags
+
+    day = dt.date(2025, 3, 1)
+    write_tiny_dataset(tmp_path, day, 1)
+    holder = _hold_in_child(tmp_path)
+    job = ReconstructableRepository.for_module("pipelines.definitions", "defs").get_reconstructable_job(PIPELINE_JOB)
+    instance = dg.DagsterInstance.ephemeral()
+    results: list[dg.JobExecutionResult] = []
+
+    def launch() -> None:
+        run_config = {
+            "resources": {"revwh": {"config": {"data_dir": str(tmp_path)}}},
+            "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},  # the event log keeps every level
+        }
+        results.append(dg.execute_job(job, instance, run_config=run_config, tags=run_tags(day, day)))
+
+    thread = threading.Thread(target=launch)
+    thread.start()
+    try:
+        time.sleep(1.5)
+        assert thread.is_alive() and not (tmp_path / "lake" / "landing").exists()  # no step has started
+    finally:
+        holder.kill()
+        holder.wait()
+    thread.join(timeout=300)
+    (result,) = results
+    assert result.success
+    notes = [r.user_message for r in instance.all_logs(result.run_id) if "waiting for" in r.user_message]
+    assert len(notes) == 1 and f"waiting for the test's holder (pid {holder.pid} on " in notes[0]
+    assert (tmp_path / "warehouse.duckdb").exists()
+    assert (tmp_path / wl.LOCK_NAME).read_text() == ""  # released
+    # the UI's Materialize and backfills run the implicit asset job, the Celery job its own executor
+    defs = build_definitions(tmp_path)
+    executors = [defs.resolve_implicit_global_asset_job_def().executor_def]
+    executors += [defs.resolve_job_def(name).executor_def for name in (PIPELINE_JOB, "revenue_pipeline_celery")]
+    assert all(e.description.endswith("holding the data directory's writer lock") for e in executors)
