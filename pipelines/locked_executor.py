@@ -40,6 +40,8 @@ class WriterLockedExecutor(Executor):
 
     def __getattr__(self, name: str) -> Any:
         # dagster-celery's loop reads its executor's broker settings (app_args) from the run context
+        if name.startswith("_"):  # not set yet (a copy being built): no recursion through self._inner
+            raise AttributeError(name)
         return getattr(self._inner, name)
 
     @property
@@ -54,7 +56,9 @@ class WriterLockedExecutor(Executor):
         data = DataDir.at(run_data_dir(plan_context.run_config, self._default_data_dir))
         holder = f"Dagster run {plan_context.run_id} of {plan_context.job_name}"
         log = plan_context.log
-        with writer_lock(data, holder, on_wait=log.warning, on_sweep=lambda swept: log.info(f"removed {swept}")):
+        with writer_lock(
+            data, holder, on_wait=log.warning, on_sweep=lambda swept: log.info(f"removed {swept} of killed runs")
+        ):
             yield from self._inner.execute(plan_context, execution_plan)
 
 
