@@ -10,10 +10,12 @@ holds the lock for the whole run; Celery workers that execute its steps take non
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+from dagster._core.errors import raise_execution_interrupts
 from dagster._core.executor.base import Executor
 
 from pipelines.lake import DataDir
@@ -56,9 +58,15 @@ class WriterLockedExecutor(Executor):
         data = DataDir.at(run_data_dir(plan_context.run_config, self._default_data_dir))
         holder = f"Dagster run {plan_context.run_id} of {plan_context.job_name}"
         log = plan_context.log
-        with writer_lock(
-            data, holder, on_wait=log.warning, on_sweep=lambda swept: log.info(f"removed {swept} of killed runs")
-        ):
+        with contextlib.ExitStack() as held:
+            # Dagster only records a termination request (SIGINT/SIGTERM) and acts on it between steps; a run
+            # waiting here must still stop when the UI terminates it, so the wait raises it at once.
+            with raise_execution_interrupts():
+                held.enter_context(
+                    writer_lock(
+                        data, holder, on_wait=log.warning, on_sweep=lambda n: log.info(f"removed {n} of killed runs")
+                    )
+                )
             yield from self._inner.execute(plan_context, execution_plan)
 
 

@@ -202,3 +202,44 @@ def test_a_run_launched_like_the_ui_does_waits_for_the_holder_then_succeeds(tmp_
     executors = [defs.resolve_implicit_global_asset_job_def().executor_def]
     executors += [defs.resolve_job_def(name).executor_def for name in (PIPELINE_JOB, "revenue_pipeline_celery")]
     assert all(e.description.endswith("holding the data directory's writer lock") for e in executors)
+
+
+def test_terminating_a_run_that_waits_for_the_lock_stops_it_at_once(tmp_path: Path) -> None:
+    """Dagster's run worker only records SIGINT/SIGTERM and acts on it between steps; a run waiting for
+    the lock has no step yet, so it must raise the request itself (the UI's Terminate)."""
+    write_tiny_dataset(tmp_path, dt.date(2025, 3, 1), 1)
+    holder = _hold_in_child(tmp_path)
+    code = textwrap.dedent(f"""
+        import datetime as dt
+        import dagster as dg
+        from dagster._core.definitions.reconstruct import ReconstructableRepository
+        from pipelines.runner import run_tags
+        day = dt.date(2025, 3, 1)
+        job = ReconstructableRepository.for_module("pipelines.definitions", "defs").get_reconstructable_job(
+            "revenue_pipeline"
+        )
+        run_config = {{"resources": {{"revwh": {{"config": {{"data_dir": {str(tmp_path)!r}}}}}}}}}
+        result = dg.execute_job(
+            job, dg.DagsterInstance.ephemeral(), run_config=run_config, tags=run_tags(day, day), raise_on_error=False
+        )
+        print("success" if result.success else "failed", flush=True)
+    """)
+    run = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert run.stderr is not None
+        for line in run.stderr:
+            if "waiting for the test's holder" in line:
+                break
+        else:
+            pytest.fail("the run never reported waiting for the lock")
+        run.send_signal(signal.SIGINT)  # what the run worker gets for Terminate (SIGTERM maps to it)
+        out, _err = run.communicate(timeout=30)  # without raising it, the run waited for the holder
+    finally:
+        if run.poll() is None:
+            run.kill()
+        holder.kill()
+        holder.wait()
+    assert out.strip() == "failed"
+    assert not (tmp_path / "lake" / "landing").exists()
