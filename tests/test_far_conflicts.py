@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.bench.runs import execute_core
+from pipelines.bench.runs import execute_core, execute_selection
 from pipelines.defs.stale_dates_sensor import stale_dates_sensor
 from pipelines.lake import DataDir
 from pipelines.landing.id_index import INDEX_FILE, hash_scheme, id_index, is_current
@@ -57,21 +57,13 @@ def _run(root: Path, first: dt.date, last: dt.date, instance: dg.DagsterInstance
 
 
 def _run_staged(root: Path, first: dt.date, last: dt.date, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    """A run of the job restricted to landing and staging impressions (and their checks), with the partition
-    mapping of a full run (arrival days first..last+3): what the staleness cases below look at. A core run
+    """A run of landing and staging of impressions only (and their checks), with the partition mapping
+    of a full run (arrival days first..last+3): what the staleness cases below look at. A core run
     would add facts, marts and the warehouse, about 3 s a run, and 17 of them here."""
-    from pipelines.definitions import PIPELINE_JOB, build_definitions
-    from pipelines.runner import run_tags, validate_range
+    return execute_selection(root, first, last, instance, lambda spec: spec.key in IMPRESSIONS_UP_TO_STAGED)
 
-    data = validate_range(root, first, last)
-    job = build_definitions(data.root).resolve_job_def(PIPELINE_JOB)
-    return job.execute_in_process(
-        instance=instance,
-        tags=run_tags(first, last),
-        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
-        raise_on_error=False,
-        asset_selection=[dg.AssetKey(["landing", "impressions"]), dg.AssetKey(["staged", "impressions"])],
-    )
+
+IMPRESSIONS_UP_TO_STAGED = {dg.AssetKey(["landing", "impressions"]), dg.AssetKey(["staged", "impressions"])}
 
 
 def _land(data: DataDir, offsets: range) -> None:

@@ -66,24 +66,33 @@ CORE_MARTS = ("revenue_by_stream", "revenue_by_region")
 def execute_core(data_dir: Path, start: dt.date, end: dt.date, instance):
     """The job restricted to the core layers (landing, staged, facts, the two core marts, quarantine,
     warehouse) and their checks: what this benchmark's owner answers for (``--core-only``)."""
+    return execute_selection(
+        data_dir,
+        start,
+        end,
+        instance,
+        lambda spec: (
+            spec.group_name in ("landing", "staged", "facts", "quality", "warehouse")
+            or (spec.group_name == "marts" and spec.key.path[-1] in CORE_MARTS)
+        ),
+    )
+
+
+def execute_selection(data_dir: Path, start: dt.date, end: dt.date, instance, wanted):
+    """An in-process run of the pipeline job over event dates start..end (arrival days start..end+3, as
+    in a full run), restricted to the assets whose spec ``wanted`` accepts, and their checks."""
     from pipelines.definitions import PIPELINE_JOB, build_definitions
     from pipelines.runner import run_tags, validate_range
 
     data = validate_range(data_dir, start, end)
     defs = build_definitions(data.root)
     job = defs.resolve_job_def(PIPELINE_JOB)
-    keys = [
-        spec.key
-        for spec in defs.resolve_all_asset_specs()
-        if spec.group_name in ("landing", "staged", "facts", "quality", "warehouse")
-        or (spec.group_name == "marts" and spec.key.path[-1] in CORE_MARTS)
-    ]
     return job.execute_in_process(
         instance=instance,
         tags=run_tags(start, end),
         run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
         raise_on_error=False,
-        asset_selection=keys,
+        asset_selection=[spec.key for spec in defs.resolve_all_asset_specs() if wanted(spec)],
     )
 
 
