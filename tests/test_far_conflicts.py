@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.bench.runs import execute_core, execute_selection
+from pipelines.bench.runs import execute_core
 from pipelines.defs.stale_dates_sensor import stale_dates_sensor
 from pipelines.lake import DataDir
 from pipelines.landing.id_index import INDEX_FILE, hash_scheme, id_index, is_current
@@ -27,6 +27,7 @@ from pipelines.runner import stale_date_notes
 from pipelines.staged.far_conflicts import find_far_conflicts
 from pipelines.staged.stage import stage_days
 from tests.builders import impression, write_raw, write_reference
+from tests.cli_helpers import run_impressions_to_staged
 
 D1 = dt.date(2025, 3, 1)
 
@@ -54,16 +55,6 @@ def _run(root: Path, first: dt.date, last: dt.date, instance: dg.DagsterInstance
     """A run of the core job (landing, staged, facts, the core marts, the warehouse and their checks): rule 5
     lives in the staged step, and the KPI marts and the report would add about 3 s a run and nothing here."""
     return execute_core(root, first, last, instance)
-
-
-def _run_staged(root: Path, first: dt.date, last: dt.date, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    """A run of landing and staging of impressions only (and their checks), with the partition mapping
-    of a full run (arrival days first..last+3): what the staleness cases below look at. A core run
-    would add facts, marts and the warehouse, about 3 s a run, and 17 of them here."""
-    return execute_selection(root, first, last, instance, lambda spec: spec.key in IMPRESSIONS_UP_TO_STAGED)
-
-
-IMPRESSIONS_UP_TO_STAGED = {dg.AssetKey(["landing", "impressions"]), dg.AssetKey(["staged", "impressions"])}
 
 
 def _land(data: DataDir, offsets: range) -> None:
@@ -209,14 +200,14 @@ def test_a_copy_landing_within_three_days_of_a_date_staged_earlier_makes_it_stal
     write_reference(tmp_path, day(-5), day(20))
     write_raw(tmp_path, "impressions", str(day(0)), [impression("near-3", at(0)), impression("ok-0", at(0))])
     instance = dg.DagsterInstance.ephemeral()
-    assert _run_staged(tmp_path, day(-3), day(0), instance).success
+    assert run_impressions_to_staged(tmp_path, day(-3), day(0), instance).success
     data = DataDir.at(tmp_path)
     assert "near-3" in _staged_ids(data, 0)
     write_raw(tmp_path, "impressions", str(day(6)), [impression("near-3", at(3))])  # 3 days late: accepted
-    later = _run_staged(tmp_path, day(3), day(6), instance)
+    later = run_impressions_to_staged(tmp_path, day(3), day(6), instance)
     assert _staged_quarantine(data, 3) == {"near-3": "conflicting_duplicate"}
     assert _staged_metadata(later)["stale_event_dates"] == [str(day(0))]
-    assert _run_staged(tmp_path, day(0), day(0), instance).success
+    assert run_impressions_to_staged(tmp_path, day(0), day(0), instance).success
     assert _staged_quarantine(data, 0) == {"near-3": "conflicting_duplicate"} and _staged_ids(data, 0) == {"ok-0"}
 
 
@@ -233,11 +224,11 @@ def test_a_date_whose_conflicting_partner_is_removed_is_stale(
     for offset in (3, 5):
         for path in data.raw_partition("impressions", day(offset)).iterdir():
             path.unlink()
-    later = _run_staged(tmp_path, day(3), day(5), instance)
+    later = run_impressions_to_staged(tmp_path, day(3), day(5), instance)
     assert _staged_metadata(later)["stale_event_dates"] == [str(day(0))]
-    assert _run_staged(tmp_path, day(0), day(0), instance).success
+    assert run_impressions_to_staged(tmp_path, day(0), day(0), instance).success
     assert _staged_ids(data, 0) == {"far-5", "near-3"} | {f"ok-{i}" for i in range(5)}
-    again = _run_staged(tmp_path, day(3), day(5), instance)
+    again = run_impressions_to_staged(tmp_path, day(3), day(5), instance)
     assert _staged_metadata(again)["stale_event_dates"] == []  # settled: no loop of re-runs
 
 
@@ -250,10 +241,10 @@ def test_a_date_rejecting_its_own_differing_copies_is_not_stale(tmp_path: Path) 
     write_raw(tmp_path, "impressions", str(day(5)), [impression("ok-5", at(5))], "clean.jsonl")
     data = DataDir.at(tmp_path)
     instance = dg.DagsterInstance.ephemeral()
-    assert _run_staged(tmp_path, day(0), day(5), instance).success
+    assert run_impressions_to_staged(tmp_path, day(0), day(5), instance).success
     assert _staged_quarantine(data, 5) == {"x": "conflicting_duplicate"}
     (data.raw_partition("impressions", day(5)) / "part-0.jsonl").unlink()
-    later = _run_staged(tmp_path, day(3), day(5), instance)
+    later = run_impressions_to_staged(tmp_path, day(3), day(5), instance)
     assert _staged_metadata(later)["stale_event_dates"] == []
     assert _staged_quarantine(data, 0) == {"x": "conflicting_duplicate"}
 
@@ -271,11 +262,11 @@ def test_a_copy_landed_for_a_date_the_run_does_not_stage_makes_an_earlier_date_s
     write_raw(tmp_path, "impressions", str(day(6)), [impression("x", at(6)), impression("ok-6", at(6))])
     write_raw(tmp_path, "impressions", str(day(10)), [impression("x", at(8), price=7)])
     data, instance = DataDir.at(tmp_path), dg.DagsterInstance.ephemeral()
-    assert _run_staged(tmp_path, day(6), day(6), instance).success
+    assert run_impressions_to_staged(tmp_path, day(6), day(6), instance).success
     assert _accepted(data, 6) == {"x", "ok-6"}
-    later = _run_staged(tmp_path, day(7), day(7), instance)
+    later = run_impressions_to_staged(tmp_path, day(7), day(7), instance)
     assert _staged_metadata(later)["stale_event_dates"] == [str(day(6))]
-    assert _run_staged(tmp_path, day(6), day(6), instance).success
+    assert run_impressions_to_staged(tmp_path, day(6), day(6), instance).success
     assert _accepted(data, 6) == {"ok-6"} and _staged_quarantine(data, 6) == {"x": "conflicting_duplicate"}
 
 
@@ -285,9 +276,9 @@ def test_a_late_copy_of_an_earlier_date_makes_a_later_staged_date_stale(tmp_path
     write_reference(tmp_path, day(-5), day(20))
     write_raw(tmp_path, "impressions", str(day(2)), [impression("x", at(2)), impression("ok-2", at(2))])
     instance = dg.DagsterInstance.ephemeral()
-    assert _run_staged(tmp_path, day(2), day(6), instance).success
+    assert run_impressions_to_staged(tmp_path, day(2), day(6), instance).success
     write_raw(tmp_path, "impressions", str(day(1)), [impression("x", at(0), price=7)])
-    later = _run_staged(tmp_path, day(1), day(1), instance)
+    later = run_impressions_to_staged(tmp_path, day(1), day(1), instance)
     assert _staged_metadata(later)["stale_event_dates"] == [str(day(2))]
 
 
@@ -299,11 +290,11 @@ def test_removing_a_copy_on_a_date_never_staged_makes_its_partners_date_stale(tm
     write_raw(tmp_path, "impressions", str(day(3)), [impression("x", at(3))], "x.jsonl")
     write_raw(tmp_path, "impressions", str(day(6)), [impression("x", at(6), price=7), impression("ok-6", at(6))])
     data, instance = DataDir.at(tmp_path), dg.DagsterInstance.ephemeral()
-    assert _run_staged(tmp_path, day(0), day(0), instance).success
-    assert _run_staged(tmp_path, day(6), day(6), instance).success
+    assert run_impressions_to_staged(tmp_path, day(0), day(0), instance).success
+    assert run_impressions_to_staged(tmp_path, day(6), day(6), instance).success
     assert _staged_quarantine(data, 6) == {"x": "conflicting_duplicate"}
     (data.raw_partition("impressions", day(3)) / "x.jsonl").unlink()
-    later = _run_staged(tmp_path, day(0), day(3), instance)
+    later = run_impressions_to_staged(tmp_path, day(0), day(3), instance)
     assert _staged_metadata(later)["stale_event_dates"] == [str(day(6))]
-    assert _run_staged(tmp_path, day(6), day(6), instance).success
+    assert run_impressions_to_staged(tmp_path, day(6), day(6), instance).success
     assert _accepted(data, 6) == {"x", "ok-6"}

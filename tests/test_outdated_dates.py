@@ -14,13 +14,14 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipelines.bench.runs import execute_core, execute_selection
+from pipelines.bench.runs import execute_core
 from pipelines.lake import DataDir
 from pipelines.landing.land import land_partition, read_manifest
 from pipelines.reference import load_reference
 from pipelines.runner import stale_date_notes
 from pipelines.staged.stage import landing_fingerprints, outdated_dates, read_staged_stats, stage_days
 from tests.builders import impression, write_raw, write_reference
+from tests.cli_helpers import run_impressions_to_staged
 
 D1 = dt.date(2025, 3, 1)
 
@@ -70,8 +71,7 @@ def _run(data: DataDir, first: int, last: int, instance: dg.DagsterInstance) -> 
 
 def _run_staged(data: DataDir, first: int, last: int, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     """Landing and staging of impressions only: for the cases that look at nothing past the staged layer."""
-    impressions = {dg.AssetKey(["landing", "impressions"]), dg.AssetKey(["staged", "impressions"])}
-    result = execute_selection(data.root, day(first), day(last), instance, lambda spec: spec.key in impressions)
+    result = run_impressions_to_staged(data.root, day(first), day(last), instance)
     assert result.success
     return result
 
