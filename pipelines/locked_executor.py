@@ -63,9 +63,7 @@ class WriterLockedExecutor(Executor):
             # waiting here must still stop when the UI terminates it, so the wait raises it at once.
             with raise_execution_interrupts():
                 held.enter_context(
-                    writer_lock(
-                        data, holder, on_wait=log.warning, on_sweep=lambda n: log.info(f"removed {n} of killed runs")
-                    )
+                    writer_lock(data, holder, on_wait=log.warning, on_sweep=lambda swept: log.info(swept.note()))
                 )
             yield from self._inner.execute(plan_context, execution_plan)
 

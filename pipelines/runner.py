@@ -225,7 +225,7 @@ def _note(text: str) -> None:
 
 
 def _note_sweep(swept: Swept) -> None:
-    _note(f"removed {swept} of killed runs")
+    _note(swept.note())
 
 
 def run_range(

@@ -55,6 +55,10 @@ class Swept:
     def __str__(self) -> str:
         return f"{len(self.paths)} leftover temporary file(s), {self.bytes / 1e6:.1f} MB"
 
+    def note(self) -> str:
+        """The line ``revwh run`` and a locked Dagster run log about it."""
+        return f"removed {self} of killed runs"
+
 
 def _holder_text(lock_path: Path) -> str:
     try:
