@@ -44,7 +44,8 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from pipelines.errors import CliError
-from pipelines.lake import temp_sibling
+from pipelines.lake import DataDir, temp_sibling
+from pipelines.warehouse.snapshot import SNAPSHOTS, restore_snapshot
 
 RUN_PULL = ("reference", "raw", "lake", "warehouse.duckdb")
 RUN_PUSH = ("lake", "reports", "warehouse.duckdb")  # reports/: the HTML report the run renders
@@ -85,9 +86,10 @@ def default_cache_root() -> Path:
 
 
 def _skipped(rel: str) -> bool:
-    """Temporary siblings (``.x.tmp-…``, ``.old-…``), sync bookkeeping and DuckDB scratch never travel."""
+    """Temporary siblings (``.x.tmp-…``, ``.old-…``), sync bookkeeping and DuckDB scratch never travel, nor
+    the published snapshot's hard links (object storage would hold a second copy of facts and staged)."""
     parts = rel.split("/")
-    return any(p.startswith(".") or p == "_tmp" for p in parts)
+    return any(p.startswith(".") or p in ("_tmp", SNAPSHOTS) for p in parts)
 
 
 def _remote_stamp(info: dict[str, Any]) -> list[Any]:
@@ -300,4 +302,5 @@ def local_for_reading(location: str | os.PathLike[str]) -> Path:
         loc.require("warehouse.duckdb", f"run `revwh run --data-dir {loc.given} ...` first")
         with loc.lock():
             loc.pull(SQL_PULL)
+            restore_snapshot(DataDir.at(loc.local))
     return loc.local

@@ -16,6 +16,7 @@ import pytest
 from pipelines.lake import DataDir
 from pipelines.quality.quarantine import QUARANTINE_SCHEMA
 from pipelines.warehouse.publish import QUARANTINE_COUNTS, publish_warehouse
+from pipelines.warehouse.snapshot import SNAPSHOTS
 
 D1, D2, D3 = dt.date(2025, 3, 1), dt.date(2025, 3, 2), dt.date(2025, 3, 3)
 MART = "revenue_by_stream"
@@ -261,10 +262,14 @@ def test_views_in_a_folder_with_brackets_read_it_and_give_no_moved_hint(
     capsys.readouterr()
     assert main(query) == 0
     assert capsys.readouterr().out.split() == ["n", "2"]
-    facts.unlink()  # the lake is where the views say, but holds no facts now
+    facts.unlink()  # a later run's file in the lake: the published snapshot still holds the old one
+    assert main(query) == 0
+    assert capsys.readouterr().out.split() == ["n", "2"]
+    shutil.rmtree(data.lake / SNAPSHOTS)  # the lake is where the views say, but their snapshot is gone
     assert main(query) == 1
     err = capsys.readouterr().err
     assert "No files found" in err and "another location" not in err
+    assert "snapshot of the lake" in err and "revwh publish" in err
 
 
 def test_a_damaged_warehouse_is_one_line_that_says_how_to_rebuild_it(

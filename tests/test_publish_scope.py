@@ -8,12 +8,14 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import polars as pl
 import pytest
 
 from pipelines.defs import marts as mart_defs
 from pipelines.lake import DataDir
 from pipelines.runner import execute_range, failure_messages
 from pipelines.warehouse.publish import PublishScope, publish_warehouse
+from tests.builders import impression, write_raw
 from tests.test_publish import D1, D2, D3, MART, _mart, _quarantine, _read
 from tests.tiny_data import EXPECTED_BY_STREAM, write_tiny_dataset
 
@@ -76,12 +78,29 @@ def test_a_failed_runs_marts_are_not_published_by_the_next_run(tmp_path: Path, m
         return rows
 
     monkeypatch.setattr(mart_defs, "build_mart_partition", wrong_mart)
+    # The failed run also has one more impression of `first` to land: its facts file holds it.
+    write_raw(tmp_path, "impressions", first.isoformat(), [impression("extra", f"{first}T12:00:00Z")], "extra.jsonl")
     failed = execute_range(tmp_path, first, first, log_level="CRITICAL", instance=instance)
     assert not failed.success
     assert any("reconciles_with_facts failed" in m for m in failure_messages(failed))
     monkeypatch.setattr(mart_defs, "build_mart_partition", build)
+    lake_facts = pl.read_parquet(DataDir.at(tmp_path).facts_file(first))
+    assert "extra" in lake_facts["event_id"].to_list()  # in the lake, not published
+    assert _published_facts_agree_with_the_marts(tmp_path, first)
 
     later = first + dt.timedelta(days=2)
     assert execute_range(tmp_path, later, later, log_level="ERROR", instance=instance).success
     assert _published_by_stream(tmp_path, first) == expected  # not the +1000 the check rejected
     assert _published_by_stream(tmp_path, later) == expected
+    assert _published_facts_agree_with_the_marts(tmp_path, first)  # the facts view does not show "extra"
+
+
+def _published_facts_agree_with_the_marts(root: Path, day: dt.date) -> bool:
+    """The facts view of the published warehouse counts what its revenue_by_stream mart counts."""
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        facts = con.execute("SELECT count(*) FROM facts.revenue_events WHERE event_date = ?", [day]).fetchall()
+        mart = con.execute(
+            "SELECT sum(event_count) FROM marts.revenue_by_stream WHERE event_date = ?", [day]
+        ).fetchall()
+        extra = con.execute("SELECT count(*) FROM facts.revenue_events WHERE event_id = 'extra'").fetchall()
+    return facts[0][0] == mart[0][0] and extra[0][0] == 0

@@ -7,6 +7,7 @@ process, so the run goes through the CLI in-process (``pipelines.cli.main``).
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.storage import Location, StorageError
+from pipelines.warehouse.snapshot import SNAPSHOTS
 from tests.builders import coin_purchase, fund_payout, gift, impression, order, write_raw, write_reference
 
 D1, D2, D3 = "2025-03-03", "2025-03-04", "2025-03-05"
@@ -154,7 +156,8 @@ def test_memory_url_run_publishes_the_same_marts_as_a_local_run(
     fs, root = fsspec.core.url_to_fs(remote)
     assert fs.isfile(f"{root}/warehouse.duckdb")
     assert fs.find(f"{root}/lake/marts/revenue_by_stream")  # the lake went back too
-    assert not [p for p in fs.find(f"{root}/lake") if "/_tmp/" in p or "/." in p]  # no scratch or temp files
+    # no scratch or temp files, and not the published snapshot's hard links (a second copy of facts and staged)
+    assert not [p for p in fs.find(f"{root}/lake") if "/_tmp/" in p or "/." in p or f"/{SNAPSHOTS}/" in p]
 
     expected = marts(str(local), capsys)
     assert "advertising" in expected["revenue_by_stream"]
@@ -206,3 +209,25 @@ def test_push_deletes_the_remote_files_the_run_replaced(tmp_path: Path, remote: 
     assert (stats.copied, stats.deleted) == (0, 1)
     fs, root = fsspec.core.url_to_fs(remote)
     assert sorted(p.rsplit("/", 1)[1] for p in fs.find(f"{root}/lake")) == ["kept.parquet"]
+
+
+def test_sql_on_a_fresh_cache_links_the_published_snapshot_again(
+    tmp_path: Path, remote: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The views over facts read a folder of hard links that object storage does not hold: `revwh sql`
+    makes it again from the pulled lake."""
+    src = tmp_path / "src"
+    build_small(src)
+    upload(src, remote)
+    assert main(["run", "--data-dir", remote, "--start", START, "--end", END, "--quiet"]) == 0
+    query = ["sql", "SELECT count(*) AS n FROM facts.revenue_events", "--data-dir", remote, "--format", "csv"]
+    capsys.readouterr()
+    assert main(query) == 0
+    counted = capsys.readouterr().out
+    assert counted.split()[0] == "n" and int(counted.split()[1]) > 0
+
+    snapshots = Location.parse(remote).local / "lake" / SNAPSHOTS
+    shutil.rmtree(snapshots)  # as on a machine whose cache was pulled, never published
+    assert main(query) == 0
+    assert capsys.readouterr().out == counted
+    assert [p.name for p in snapshots.iterdir()]

@@ -23,10 +23,16 @@ TABLE_DOCS = {
     "quality.quarantine_counts": "Rows of quality.quarantine per (quarantine partition file, stage, log, reason, "
     "arrival_date): the cheap way to count rejects.",
     "facts.revenue_events": "One row per accepted event (every log), with its stream, region, USD amounts "
-    "(SPEC §3) and detail columns; a view over the lake's facts files. The marts are sums of it.",
+    "(SPEC §3) and detail columns; a view over the facts files as this warehouse published them (a snapshot of "
+    "hard links under lake/_published). The marts are sums of it.",
     "_publish.files": "Bookkeeping of the publish: which lake file each published partition came from.",
+    "_publish.snapshot": "The folder of hard links (lake/_published/<id>) that the views over facts and staged "
+    "read: the lake's files as they were when this warehouse was published.",
 }
-STAGED_DOC = "The accepted events of the {log} log, one row per event (duplicates kept once); a view over the lake."
+STAGED_DOC = (
+    "The accepted events of the {log} log, one row per event (duplicates kept once); a view over the lake's "
+    "staged files as this warehouse published them."
+)
 
 # A column whose meaning differs in one table.
 TABLE_COLUMN_DOCS = {

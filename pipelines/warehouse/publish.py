@@ -8,8 +8,10 @@ reader opens the new one. Readers never see a half-replaced partition.
 
 The contract tables (the marts and ``quality.quarantine``, SPEC §5) are tables
 inside the file, so the file stands alone: it can be copied or moved away from
-the lake and still answers. The large layers (facts, staged) are views over the
-lake's Parquet, whose partition files are themselves replaced atomically.
+the lake and still answers. The large layers (facts, staged) are views over a
+snapshot of the lake's Parquet (``pipelines.warehouse.snapshot``: hard links made
+at publish time), so they show what the marts were built from, not the files of
+a later run that has not passed its checks.
 ``quality.quarantine_counts`` summarises the quarantine per partition file so
 that reports need not scan every quarantine row.
 
@@ -32,6 +34,7 @@ import datetime as dt
 import os
 import re
 import shlex
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +50,15 @@ from pipelines.lake import DataDir, clone_file, temp_sibling
 from pipelines.marts.build import USD_SUM_MACRO, mart_names, mart_sql
 from pipelines.quality.quarantine import QUARANTINE_SCHEMA
 from pipelines.warehouse.comments import apply_comments
+from pipelines.warehouse.snapshot import (
+    SNAPSHOT_TABLE,
+    build_snapshot,
+    new_snapshot_path,
+    prune_snapshots,
+    recorded_snapshot,
+    snapshot_sources,
+    usable_snapshot,
+)
 
 QUARANTINE_COUNTS = "quality.quarantine_counts"
 QUARANTINE = "quality.quarantine"
@@ -177,16 +189,21 @@ def _delete(con: duckdb.DuckDBPyConnection, table: str, keys: list[str]) -> None
         con.execute(f"DELETE FROM {table} WHERE event_date IN (SELECT CAST(k AS DATE) FROM (VALUES {values}) v(k))")
 
 
-def _views(con: duckdb.DuckDBPyConnection, data: DataDir) -> None:
-    """The lazy views over the lake (cheap: no data is read)."""
-    facts = _glob(data.lake / "facts" / "revenue_events")
+def _views(con: duckdb.DuckDBPyConnection, data: DataDir, snapshot: Path | None) -> None:
+    """The lazy views over the snapshot (over the live lake where the file system cannot hard-link), and
+    which folder they read. Cheap: no data is read."""
+    base = snapshot if snapshot is not None else data.lake
+    facts = _glob(base / "facts" / "revenue_events")
     if facts:
         con.execute(f"CREATE OR REPLACE VIEW facts.revenue_events AS SELECT * FROM read_parquet({facts})")
-    for log_dir in sorted((data.lake / "staged").glob("*")) if (data.lake / "staged").exists() else []:
+    for log_dir in sorted((base / "staged").glob("*")) if (base / "staged").exists() else []:
         pattern = _glob(log_dir)
         if pattern:
             source = f"read_parquet({pattern})"
             con.execute(f"CREATE OR REPLACE VIEW staged.{log_dir.name} AS SELECT * FROM {source}")
+    con.execute(f"CREATE OR REPLACE TABLE {SNAPSHOT_TABLE} (folder VARCHAR)")
+    if snapshot is not None:
+        con.execute(f"INSERT INTO {SNAPSHOT_TABLE} VALUES (?)", [snapshot.as_posix()])
 
 
 def _record(con: duckdb.DuckDBPyConnection, files: list[LakeFile]) -> None:
@@ -198,7 +215,7 @@ def _record(con: duckdb.DuckDBPyConnection, files: list[LakeFile]) -> None:
     con.unregister("_new_files")
 
 
-def _rebuild(con: duckdb.DuckDBPyConnection, data: DataDir, files: list[LakeFile]) -> None:
+def _rebuild(con: duckdb.DuckDBPyConnection, data: DataDir, files: list[LakeFile], snapshot: Path | None) -> None:
     """The whole catalogue from the lake."""
     for schema in ("marts", "quality", "facts", "staged", "_publish"):
         con.execute(f"CREATE SCHEMA {schema}")
@@ -221,7 +238,7 @@ def _rebuild(con: duckdb.DuckDBPyConnection, data: DataDir, files: list[LakeFile
     if quarantine:
         _insert(con, QUARANTINE_COUNTS, quarantine)
     _record(con, files)
-    _views(con, data)
+    _views(con, data, snapshot)
     con.execute("BEGIN TRANSACTION")
     apply_comments(con)
     con.execute("COMMIT")
@@ -247,11 +264,18 @@ def _columns(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {sql}").fetchall()]
 
 
-def _update(
-    con: duckdb.DuckDBPyConnection, data: DataDir, files: list[LakeFile], published: dict, scope: PublishScope | None
-) -> bool:
-    """Replace the changed partitions (of ``scope``, when given) in one transaction; False (nothing done) if a
-    full rebuild is needed."""
+@dataclass(frozen=True)
+class _Update:
+    """The partitions an in-place update deletes and re-inserts."""
+
+    changed: list[LakeFile]
+    removed: list[tuple[str, str]]
+
+
+def _plan_update(
+    con: duckdb.DuckDBPyConnection, files: list[LakeFile], published: dict, scope: PublishScope | None
+) -> _Update | None:
+    """The changed partitions (of ``scope``, when given); None when a full rebuild is needed instead."""
     current = {(f.table, f.key): f for f in files}
     changed = [f for k, f in current.items() if published.get(k) != (f.size, f.mtime_ns)]
     removed = [k for k in published if k not in current]
@@ -261,7 +285,13 @@ def _update(
     for f in changed:  # a mart whose SQL changed has new columns: rebuild rather than mix shapes
         new, old = f"SELECT * FROM read_parquet({sql_path(f.path)})", f"SELECT * FROM {f.table}"
         if f.table != QUARANTINE_COUNTS and _columns(con, new) != _columns(con, old):
-            return False
+            return None
+    return _Update(changed, removed)
+
+
+def _update(con: duckdb.DuckDBPyConnection, data: DataDir, plan: _Update, snapshot: Path | None) -> None:
+    """Replace the planned partitions and point the views at ``snapshot``, in one transaction."""
+    changed, removed = plan.changed, plan.removed
     con.execute("BEGIN TRANSACTION")
     try:
         by_table: dict[str, list] = {}
@@ -281,13 +311,12 @@ def _update(
             values = ", ".join(f"('{t}', '{k}')" for t, k in stale)
             con.execute(f"DELETE FROM {PUBLISHED_FILES} WHERE (table_name, key) IN (SELECT * FROM (VALUES {values}))")
         _record(con, changed)
-        _views(con, data)
+        _views(con, data, snapshot)
         apply_comments(con)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return True
 
 
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
@@ -328,23 +357,37 @@ def publish_warehouse(data: DataDir, *, full: bool = False, scope: PublishScope 
             f"{target} cannot be read ({reason}). It is built from the lake: rebuild it with "
             f"`revwh publish --data-dir {shlex.quote(str(data.root))} --full`, then re-run."
         ) from None
+    snapshot: Path | None = None
+    previous: Path | None = None
     try:
-        done = False
+        plan = _plan_update(con, files, published, scope) if incremental and published is not None else None
         if incremental:
-            done = published is not None and _update(con, data, files, published, scope)
-        if not done:
+            previous = usable_snapshot(data, recorded_snapshot(con))
+        # What this publish shows: the scope's dates from the lake, the others as published before (a
+        # rebuild, like `revwh publish`, takes the whole lake as it is).
+        if plan is not None and scope is not None:
+            sources = snapshot_sources(data, previous, scope.event_dates)
+        else:
+            sources = snapshot_sources(data, None, None)
+        snapshot = build_snapshot(new_snapshot_path(data), sources)
+        if plan is not None:
+            _update(con, data, plan, snapshot)
+        else:
             con.close()
             tmp.unlink(missing_ok=True)
             con = _connect(tmp)
-            _rebuild(con, data, files)
+            _rebuild(con, data, files, snapshot)
         con.execute("CHECKPOINT")
     except BaseException:
         con.close()
         _remove(tmp)  # the published file is untouched
+        if snapshot is not None:
+            shutil.rmtree(snapshot, ignore_errors=True)
         raise
     con.close()
     os.replace(tmp, target)
     wal = Path(str(tmp) + ".wal")
     if wal.exists():
         wal.unlink()
+    prune_snapshots(data, keep=[snapshot, previous])
     return target

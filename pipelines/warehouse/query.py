@@ -18,6 +18,7 @@ import duckdb
 from pipelines.duck import glob_escape, sql_str
 from pipelines.lake import DataDir
 from pipelines.warehouse.render import format_table, write_csv, write_json
+from pipelines.warehouse.snapshot import SNAPSHOTS
 
 
 class QueryError(Exception):
@@ -81,6 +82,12 @@ def _moved_lake_hint(data_dir: Path, message: str) -> str:
     if not missing:
         return ""
     lake = DataDir.at(data_dir).lake.resolve().as_posix()
+    snapshots = f"{lake}/{SNAPSHOTS}/"
+    if missing.group(1).startswith((snapshots, glob_escape(snapshots))):
+        return (
+            f" (the snapshot of the lake that the views over facts and staged read is gone: run "
+            f"`revwh publish --data-dir {data_dir}` to link a new one)"
+        )
     if missing.group(1).startswith((lake + "/", glob_escape(lake) + "/")):  # the views' patterns are escaped
         return ""
     return (

@@ -1,0 +1,148 @@
+"""The facts and staged files a published warehouse reads: hard links, frozen when it was published.
+
+Why: every run replaces the lake's facts and staged partition files as it goes, also a run that then
+fails a blocking check (or is killed) and is never published. Views over the live files would show that
+run's facts beside the marts of the last good run, so ``SUM(facts)`` would stop matching the marts for an
+analyst, and a reader would see a run's facts before its checks passed. So each publish links the files
+it publishes into a new folder, ``lake/_published/<id>/`` (the lake's own layout below it), and the new
+warehouse's views read that folder; the marts and the quarantine are tables and need nothing of the kind.
+
+A link costs no space. The pipeline writes every partition file beside its target and renames it into
+place (a new inode), so a linked file keeps the bytes it had when published, for as long as a snapshot
+links it. The folder of the warehouse before is kept too (a reader may have opened it a moment ago);
+older ones are removed. Snapshots never travel to object storage (``pipelines.storage`` skips them):
+``restore_snapshot`` links them again from the pulled lake.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+
+from pipelines.lake import DataDir, temp_sibling
+
+SNAPSHOTS = "_published"
+# The warehouse table that names the folder its views read.
+SNAPSHOT_TABLE = "_publish.snapshot"
+# The layers read through views (the marts and the quarantine are copied into tables instead).
+VIEW_LAYERS = ("facts", "staged")
+_PARTITION_FILE = re.compile(r"event_date=(\d{4}-\d\d-\d\d)\.parquet")
+
+
+def snapshot_root(data: DataDir) -> Path:
+    return data.lake / SNAPSHOTS
+
+
+def new_snapshot_path(data: DataDir) -> Path:
+    """A fresh folder name that sorts by publish time."""
+    return snapshot_root(data) / f"{time.time_ns():020d}-{uuid.uuid4().hex[:6]}"
+
+
+def _partition_files(base: Path) -> dict[str, Path]:
+    """``layer/table/event_date=D.parquet`` (relative) → file, for the view layers under ``base``."""
+    out: dict[str, Path] = {}
+    for layer in VIEW_LAYERS:
+        layer_dir = base / layer
+        for table_dir in sorted(layer_dir.iterdir()) if layer_dir.is_dir() else []:
+            for file in sorted(table_dir.glob("event_date=*.parquet")) if table_dir.is_dir() else []:
+                if _PARTITION_FILE.fullmatch(file.name):
+                    out[file.relative_to(base).as_posix()] = file
+    return out
+
+
+def _event_date(rel: str) -> dt.date:
+    match = _PARTITION_FILE.fullmatch(rel.rsplit("/", 1)[-1])
+    assert match is not None
+    return dt.date.fromisoformat(match.group(1))
+
+
+def snapshot_sources(data: DataDir, previous: Path | None, event_dates: Iterable[dt.date] | None) -> dict[str, Path]:
+    """What the next snapshot links: the lake's files of ``event_dates`` (all of them when None), and for
+    the other dates what ``previous`` linked. Without a previous snapshot (the first publish, a warehouse
+    from an older release, a pulled cache) the other dates take the lake's files too."""
+    lake = _partition_files(data.lake)
+    if event_dates is None or previous is None or not previous.is_dir():
+        return lake
+    dates = frozenset(event_dates)
+    kept = {rel: f for rel, f in _partition_files(previous).items() if _event_date(rel) not in dates}
+    fresh = {rel: f for rel, f in lake.items() if _event_date(rel) in dates}
+    return dict(sorted({**kept, **fresh}.items()))
+
+
+def build_snapshot(target: Path, sources: dict[str, Path]) -> Path | None:
+    """Link ``sources`` into the folder ``target`` (made complete, then renamed into place); None when the
+    file system cannot hard-link, and the views then read the lake's live files as before."""
+    work = temp_sibling(target)
+    try:
+        work.mkdir()
+        made: set[Path] = set()
+        for rel, source in sources.items():
+            link = work / rel
+            if link.parent not in made:
+                link.parent.mkdir(parents=True, exist_ok=True)
+                made.add(link.parent)
+            os.link(source, link)
+        os.rename(work, target)
+    except OSError:
+        shutil.rmtree(work, ignore_errors=True)
+        return None
+    return target
+
+
+def prune_snapshots(data: DataDir, keep: Iterable[Path | None]) -> None:
+    """Remove the snapshot folders no published warehouse (the current one or the one before) reads."""
+    root = snapshot_root(data)
+    kept = {p.resolve() for p in keep if p is not None}
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if folder.is_dir() and not folder.name.startswith(".") and folder.resolve() not in kept:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def usable_snapshot(data: DataDir, recorded: str | None) -> Path | None:
+    """The snapshot a warehouse recorded, if it is a folder of this data directory's lake that exists."""
+    if not recorded:
+        return None
+    folder = Path(recorded)
+    if folder.parent != snapshot_root(data) or not folder.is_dir():
+        return None
+    return folder
+
+
+def recorded_snapshot(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The folder a warehouse's views read; None for a warehouse without one (an older release's)."""
+    schema, name = SNAPSHOT_TABLE.split(".")
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = ? "
+        "AND table_name = ?",
+        [schema, name],
+    ).fetchall()[0][0]
+    if not exists:
+        return None
+    rows = con.execute(f"SELECT folder FROM {SNAPSHOT_TABLE}").fetchall()
+    return rows[0][0] if rows else None
+
+
+def restore_snapshot(data: DataDir) -> Path | None:
+    """Link a pulled warehouse's snapshot folder again from the pulled lake, when it is missing here.
+
+    Object storage holds no links, so a cache pulled from a URL has the lake but not the snapshot. The
+    lake pushed after a successful run is what that run published (a run that fails is not pushed)."""
+    if not data.warehouse.exists():
+        return None
+    with duckdb.connect(str(data.warehouse), read_only=True) as con:
+        recorded = recorded_snapshot(con)
+    if not recorded:
+        return None
+    folder = Path(recorded)
+    if folder.parent != snapshot_root(data) or folder.is_dir():
+        return None  # another machine's path, or already here
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    return build_snapshot(folder, snapshot_sources(data, None, None))

@@ -1,0 +1,147 @@
+"""The views over facts and staged read the files as they were published, not a later unpublished run's.
+
+Before, they read the lake's live files: after a run that failed a blocking check, `facts.revenue_events`
+showed that run's events beside the marts of the last good run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipelines.lake import DataDir, temp_sibling
+from pipelines.warehouse import snapshot as snapshot_module
+from pipelines.warehouse.publish import PublishScope, publish_warehouse
+from pipelines.warehouse.snapshot import SNAPSHOT_TABLE, SNAPSHOTS, restore_snapshot
+from tests.test_publish import D1, D2, D3, _mart, _read
+
+FACTS_SQL = "SELECT event_date, sum(net_revenue_usd) FROM facts.revenue_events GROUP BY ALL ORDER BY ALL"
+STAGED_SQL = "SELECT event_date, count(*) FROM staged.impressions GROUP BY ALL ORDER BY ALL"
+
+
+def _write(path: Path, frame: pl.DataFrame) -> None:
+    """As the pipeline writes a partition: beside it, then renamed into place (a new inode)."""
+    tmp = temp_sibling(path)
+    frame.write_parquet(tmp)
+    os.replace(tmp, path)
+
+
+def _facts(data: DataDir, day: dt.date, net: float) -> None:
+    _write(data.facts_file(day), pl.DataFrame({"event_date": [day], "net_revenue_usd": [net]}))
+
+
+def _staged(data: DataDir, day: dt.date, events: int) -> None:
+    _write(data.staged_file("impressions", day), pl.DataFrame({"event_date": [day] * events}))
+
+
+def _folders(data: DataDir) -> list[Path]:
+    return sorted(p for p in (data.lake / SNAPSHOTS).iterdir() if not p.name.startswith("."))
+
+
+def _recorded(data: DataDir) -> Path:
+    return Path(_read(data.warehouse, f"SELECT folder FROM {SNAPSHOT_TABLE}")[0][0])
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> DataDir:
+    """D1 and D2 published, each with a mart, facts and staged impressions."""
+    data = DataDir.at(tmp_path)
+    for day, net in ((D1, 1.0), (D2, 2.0)):
+        _mart(data, day, net, 1)
+        _facts(data, day, net)
+        _staged(data, day, 1)
+    publish_warehouse(data)
+    return data
+
+
+def test_a_later_runs_files_stay_unpublished_until_a_run_of_their_date_passes(data: DataDir) -> None:
+    _facts(data, D1, 99.0)  # a run of D1 that then failed a blocking check
+    _staged(data, D1, 5)
+    _mart(data, D1, 99.0, 5)
+    _mart(data, D3, 3.0, 1)  # a run of D3 that passed
+    _facts(data, D3, 3.0)
+    _staged(data, D3, 1)
+
+    publish_warehouse(data, scope=PublishScope.of_run([D3]))
+    assert _read(data.warehouse, FACTS_SQL) == [(D1, 1.0), (D2, 2.0), (D3, 3.0)]
+    assert _read(data.warehouse, STAGED_SQL) == [(D1, 1), (D2, 1), (D3, 1)]
+    marts = "SELECT event_date, net_revenue_usd FROM marts.revenue_by_stream ORDER BY ALL"
+    assert _read(data.warehouse, marts) == _read(data.warehouse, FACTS_SQL)  # the marts are sums of the facts
+
+    publish_warehouse(data, scope=PublishScope.of_run([D1]))  # a run of D1 passed its checks
+    assert _read(data.warehouse, FACTS_SQL) == [(D1, 99.0), (D2, 2.0), (D3, 3.0)]
+    assert _read(data.warehouse, STAGED_SQL) == [(D1, 5), (D2, 1), (D3, 1)]
+
+
+def test_a_date_removed_outside_the_scope_stays_published_and_a_never_published_one_stays_out(data: DataDir) -> None:
+    data.facts_file(D2).unlink()
+    _facts(data, D3, 3.0)  # written, never published: no mart of D3 either
+    _mart(data, D1, 1.0, 1)
+    publish_warehouse(data, scope=PublishScope.of_run([D1]))
+    assert _read(data.warehouse, FACTS_SQL) == [(D1, 1.0), (D2, 2.0)]
+
+
+def test_revwh_publish_takes_the_lake_as_it_is(data: DataDir) -> None:
+    _facts(data, D1, 99.0)
+    publish_warehouse(data)  # no scope, as `revwh publish` does
+    assert _read(data.warehouse, FACTS_SQL) == [(D1, 99.0), (D2, 2.0)]
+    publish_warehouse(data, full=True)
+    assert _read(data.warehouse, FACTS_SQL) == [(D1, 99.0), (D2, 2.0)]
+
+
+def test_the_snapshot_is_hard_links_and_only_two_are_kept(data: DataDir) -> None:
+    first = _recorded(data)
+    linked = first / "facts" / "revenue_events" / data.facts_file(D1).name
+    assert linked.stat().st_ino == data.facts_file(D1).stat().st_ino  # a link: no second copy of the bytes
+    assert sorted(p.relative_to(first).as_posix() for p in first.rglob("*.parquet")) == [
+        "facts/revenue_events/event_date=2025-03-01.parquet",
+        "facts/revenue_events/event_date=2025-03-02.parquet",
+        "staged/impressions/event_date=2025-03-01.parquet",
+        "staged/impressions/event_date=2025-03-02.parquet",
+    ]
+
+    publish_warehouse(data, scope=PublishScope.of_run([D1]))
+    second = _recorded(data)
+    assert _folders(data) == [first, second]  # a reader that opened the warehouse before still reads `first`
+    publish_warehouse(data, scope=PublishScope.of_run([D2]))
+    assert _folders(data) == [second, _recorded(data)]
+
+
+def test_without_hard_links_the_views_read_the_lake(data: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(src: object, dst: object) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(snapshot_module.os, "link", no_links)
+    _facts(data, D1, 99.0)
+    publish_warehouse(data, scope=PublishScope.of_run([D2]))
+    assert _read(data.warehouse, FACTS_SQL) == [(D1, 99.0), (D2, 2.0)]  # the live files, as before
+    assert _read(data.warehouse, f"SELECT count(*) FROM {SNAPSHOT_TABLE}") == [(0,)]
+    assert not [p for p in (data.lake / SNAPSHOTS).iterdir() if p.name.startswith(".")]  # no half-made folder
+
+
+def test_a_failed_publish_leaves_no_snapshot(data: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _folders(data)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("pipelines.warehouse.publish.apply_comments", broken)
+    _mart(data, D1, 5.0, 1)
+    with pytest.raises(RuntimeError):
+        publish_warehouse(data, scope=PublishScope.of_run([D1]))
+    assert _folders(data) == before
+    assert _read(data.warehouse, FACTS_SQL) == [(D1, 1.0), (D2, 2.0)]
+
+
+def test_a_pulled_cache_links_the_snapshot_again(data: DataDir) -> None:
+    """Object storage holds no links (the sync skips them): after a pull, the folder is made from the lake."""
+    folder = _recorded(data)
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    folder.rmdir()
+    assert restore_snapshot(data) == folder
+    assert _read(data.warehouse, FACTS_SQL) == [(D1, 1.0), (D2, 2.0)]
+    assert restore_snapshot(data) is None  # already there
