@@ -27,6 +27,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.duck import connect
 from pipelines.lake import DataDir, temp_sibling
 
 SNAPSHOTS = "_published"
@@ -137,7 +138,7 @@ def restore_snapshot(data: DataDir) -> Path | None:
     lake pushed after a successful run is what that run published (a run that fails is not pushed)."""
     if not data.warehouse.exists():
         return None
-    with duckdb.connect(str(data.warehouse), read_only=True) as con:
+    with connect(str(data.warehouse), read_only=True) as con:
         recorded = recorded_snapshot(con)
     if not recorded:
         return None
