@@ -48,14 +48,18 @@ def new_snapshot_path(data: DataDir) -> Path:
 
 
 def _partition_files(base: Path) -> dict[str, Path]:
-    """``layer/table/event_date=D.parquet`` (relative) → file, for the view layers under ``base``."""
+    """``layer/table/event_date=D.parquet`` (relative) → file, for the view layers under ``base``.
+
+    (``os.scandir``, not ``Path.glob``: a lake of years holds thousands of these, listed on every publish.)"""
     out: dict[str, Path] = {}
     for layer in VIEW_LAYERS:
         layer_dir = base / layer
-        for table_dir in sorted(layer_dir.iterdir()) if layer_dir.is_dir() else []:
-            for file in sorted(table_dir.glob("event_date=*.parquet")) if table_dir.is_dir() else []:
-                if _PARTITION_FILE.fullmatch(file.name):
-                    out[file.relative_to(base).as_posix()] = file
+        if not layer_dir.is_dir():
+            continue
+        for table in sorted(e.name for e in os.scandir(layer_dir) if e.is_dir()):
+            for name in sorted(e.name for e in os.scandir(layer_dir / table) if e.is_file()):
+                if _PARTITION_FILE.fullmatch(name):
+                    out[f"{layer}/{table}/{name}"] = layer_dir / table / name
     return out
 
 
