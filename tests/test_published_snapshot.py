@@ -145,3 +145,19 @@ def test_a_pulled_cache_links_the_snapshot_again(data: DataDir) -> None:
     assert restore_snapshot(data) == folder
     assert _read(data.warehouse, FACTS_SQL) == [(D1, 1.0), (D2, 2.0)]
     assert restore_snapshot(data) is None  # already there
+
+
+def test_another_link_error_fails_the_publish_and_leaves_the_warehouse(
+    data: DataDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(snapshot_module.os, "link", disk_full)
+    before = _folders(data)
+    _mart(data, D1, 5.0, 1)
+    with pytest.raises(OSError, match="No space left"):
+        publish_warehouse(data, scope=PublishScope.of_run([D1]))
+    assert _folders(data) == before
+    assert not [p for p in (data.lake / SNAPSHOTS).iterdir() if p.name.startswith(".")]
+    assert _read(data.warehouse, "SELECT net_revenue_usd FROM marts.revenue_by_stream ORDER BY ALL") == [(1.0,), (2.0,)]

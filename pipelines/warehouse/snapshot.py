@@ -17,6 +17,7 @@ older ones are removed. Snapshots never travel to object storage (``pipelines.st
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import re
 import shutil
@@ -36,6 +37,8 @@ SNAPSHOT_TABLE = "_publish.snapshot"
 # The layers read through views (the marts and the quarantine are copied into tables instead).
 VIEW_LAYERS = ("facts", "staged")
 _PARTITION_FILE = re.compile(r"event_date=(\d{4}-\d\d-\d\d)\.parquet")
+# What a file system without hard links answers os.link (FAT, some network and FUSE mounts).
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK})
 
 
 def snapshot_root(data: DataDir) -> Path:
@@ -96,9 +99,11 @@ def build_snapshot(target: Path, sources: dict[str, Path]) -> Path | None:
                 made.add(link.parent)
             os.link(source, link)
         os.rename(work, target)
-    except OSError:
+    except OSError as exc:
         shutil.rmtree(work, ignore_errors=True)
-        return None
+        if exc.errno in _NO_HARD_LINKS:
+            return None
+        raise  # a full disk, a file gone: the publish fails and leaves the warehouse as it was
     return target
 
 
