@@ -11,10 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+# The name of a file of one event date (staged, facts, marts: see DataDir below); group 1 is the date.
+EVENT_DATE_FILE = re.compile(r"event_date=(\d{4}-\d\d-\d\d)\.parquet")
 
 
 @dataclass(frozen=True)

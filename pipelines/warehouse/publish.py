@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import shlex
 import shutil
 from collections.abc import Iterable
@@ -46,7 +45,7 @@ from pipelines.contract import arrival_days
 from pipelines.duck import connect, sql_glob, sql_list, sql_path, sql_str
 from pipelines.errors import CliError
 from pipelines.facts.revenue import FACT_SCHEMA
-from pipelines.lake import DataDir, clone_file, temp_sibling
+from pipelines.lake import EVENT_DATE_FILE, DataDir, clone_file, temp_sibling
 from pipelines.marts.build import USD_SUM_MACRO, mart_names, mart_sql
 from pipelines.quality.quarantine import QUARANTINE_SCHEMA
 from pipelines.warehouse.comments import apply_comments
@@ -67,7 +66,6 @@ WAREHOUSE_STORAGE_VERSION = "v1.0.0"
 PUBLISHED_FILES = "_publish.files"
 # The two contract marts (SPEC §5) are re-sorted after an incremental update.
 SORTED_MARTS = {"marts.revenue_by_stream", "marts.revenue_by_region"}
-_MART_FILE = re.compile(r"event_date=(\d{4}-\d\d-\d\d)\.parquet")
 
 
 @dataclass(frozen=True)
@@ -115,7 +113,7 @@ def lake_files(data: DataDir) -> list[LakeFile]:
     for name in mart_names():
         folder = data.lake / "marts" / name
         for p in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
-            match = _MART_FILE.fullmatch(p.name)
+            match = EVENT_DATE_FILE.fullmatch(p.name)
             if match:
                 st = p.stat()
                 out.append(LakeFile(f"marts.{name}", match.group(1), p.as_posix(), st.st_size, st.st_mtime_ns))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import os
-import re
 import shutil
 import time
 import uuid
@@ -29,14 +28,13 @@ from pathlib import Path
 import duckdb
 
 from pipelines.duck import connect
-from pipelines.lake import DataDir, temp_sibling
+from pipelines.lake import EVENT_DATE_FILE, DataDir, temp_sibling
 
 SNAPSHOTS = "_published"
 # The warehouse table that names the folder its views read.
 SNAPSHOT_TABLE = "_publish.snapshot"
 # The layers read through views (the marts and the quarantine are copied into tables instead).
 VIEW_LAYERS = ("facts", "staged")
-_PARTITION_FILE = re.compile(r"event_date=(\d{4}-\d\d-\d\d)\.parquet")
 # What a file system without hard links answers os.link (FAT, some network and FUSE mounts).
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK})
 
@@ -61,13 +59,13 @@ def _partition_files(base: Path) -> dict[str, Path]:
             continue
         for table in sorted(e.name for e in os.scandir(layer_dir) if e.is_dir()):
             for name in sorted(e.name for e in os.scandir(layer_dir / table) if e.is_file()):
-                if _PARTITION_FILE.fullmatch(name):
+                if EVENT_DATE_FILE.fullmatch(name):
                     out[f"{layer}/{table}/{name}"] = layer_dir / table / name
     return out
 
 
 def _event_date(rel: str) -> dt.date:
-    match = _PARTITION_FILE.fullmatch(rel.rsplit("/", 1)[-1])
+    match = EVENT_DATE_FILE.fullmatch(rel.rsplit("/", 1)[-1])
     assert match is not None
     return dt.date.fromisoformat(match.group(1))
 
