@@ -9,9 +9,11 @@ import datetime as dt
 import os
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
+from pipelines.errors import CliError
 from pipelines.lake import DataDir, temp_sibling
 from pipelines.warehouse import snapshot as snapshot_module
 from pipelines.warehouse.publish import PublishScope, publish_warehouse
@@ -92,7 +94,8 @@ def test_revwh_publish_takes_the_lake_as_it_is(data: DataDir) -> None:
     assert _read(data.warehouse, FACTS_SQL) == [(D1, 99.0), (D2, 2.0)]
 
 
-def test_the_snapshot_is_hard_links_and_only_two_are_kept(data: DataDir) -> None:
+def test_the_snapshot_is_hard_links_and_only_two_are_kept(data: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REVWH_SNAPSHOT_KEEP_MINUTES", "0")  # no grace: the current folder and the one before
     first = _recorded(data)
     linked = first / "facts" / "revenue_events" / data.facts_file(D1).name
     assert linked.stat().st_ino == data.facts_file(D1).stat().st_ino  # a link: no second copy of the bytes
@@ -161,3 +164,45 @@ def test_another_link_error_fails_the_publish_and_leaves_the_warehouse(
     assert _folders(data) == before
     assert not [p for p in (data.lake / SNAPSHOTS).iterdir() if p.name.startswith(".")]
     assert _read(data.warehouse, "SELECT net_revenue_usd FROM marts.revenue_by_stream ORDER BY ALL") == [(1.0,), (2.0,)]
+
+
+def test_a_replaced_snapshot_is_kept_for_an_hour(data: DataDir) -> None:
+    """A backfill publishes once per run: a reader that opened the warehouse a few runs ago still reads."""
+    first = _recorded(data)
+    for day in (D1, D2, D1):
+        publish_warehouse(data, scope=PublishScope.of_run([day]))
+    folders = _folders(data)
+    assert len(folders) == 4 and folders[0] == first and folders[-1] == _recorded(data)
+
+    # An hour after the second folder replaced the first (but not yet after the third replaced the
+    # second), only the first may go.
+    second, third = (int(f.name.split("-")[0]) / 1e9 for f in folders[1:3])
+    snapshot_module.prune_snapshots(data, keep=[folders[-1]], now=(second + third) / 2 + 3600)
+    assert _folders(data) == folders[1:]
+    # Long after: the current folder and (passed by the publish) the one before stay.
+    snapshot_module.prune_snapshots(data, keep=folders[-2:], now=third + 10 * 86400)
+    assert _folders(data) == folders[-2:]
+
+
+def test_a_reader_holding_the_warehouse_open_across_publishes_still_reads_its_facts(data: DataDir) -> None:
+    """A notebook's connection keeps the warehouse file it opened (each publish renames a new one into
+    place), so the folder its views read must outlive the next publishes."""
+    with duckdb.connect(str(data.warehouse), read_only=True) as notebook:
+        for day, net in ((D1, 10.0), (D2, 20.0), (D1, 30.0)):
+            _facts(data, day, net)
+            publish_warehouse(data, scope=PublishScope.of_run([day]))
+        assert notebook.execute(FACTS_SQL).fetchall() == [(D1, 1.0), (D2, 2.0)]  # what it opened
+    assert _read(data.warehouse, FACTS_SQL) == [(D1, 30.0), (D2, 20.0)]
+
+
+@pytest.mark.parametrize("value", ["an hour", "-5", "nan", "inf"])
+def test_a_bad_keep_setting_fails_before_the_publish_changes_anything(
+    data: DataDir, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("REVWH_SNAPSHOT_KEEP_MINUTES", value)
+    before = _folders(data)
+    _facts(data, D1, 99.0)
+    with pytest.raises(CliError, match="REVWH_SNAPSHOT_KEEP_MINUTES must be a number of minutes"):
+        publish_warehouse(data, scope=PublishScope.of_run([D1]))
+    assert _folders(data) == before
+    assert _read(data.warehouse, FACTS_SQL) == [(D1, 1.0), (D2, 2.0)]

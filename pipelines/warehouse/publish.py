@@ -52,6 +52,7 @@ from pipelines.warehouse.comments import apply_comments
 from pipelines.warehouse.snapshot import (
     SNAPSHOT_TABLE,
     build_snapshot,
+    keep_seconds,
     new_snapshot_path,
     prune_snapshots,
     recorded_snapshot,
@@ -334,6 +335,7 @@ def publish_warehouse(data: DataDir, *, full: bool = False, scope: PublishScope 
     partitions a run checked (the ``warehouse`` asset); None (``revwh publish``) takes the lake as it is. A
     rebuild (no warehouse yet, a mart added, dropped or reshaped, an older storage format) reads the whole lake.
     """
+    keep_seconds()  # a bad $REVWH_SNAPSHOT_KEEP_MINUTES fails here, not after the swap
     target = data.warehouse
     tmp = temp_sibling(target)
     files = lake_files(data)

@@ -9,9 +9,11 @@ warehouse's views read that folder; the marts and the quarantine are tables and 
 
 A link costs no space. The pipeline writes every partition file beside its target and renames it into
 place (a new inode), so a linked file keeps the bytes it had when published, for as long as a snapshot
-links it. The folder of the warehouse before is kept too (a reader may have opened it a moment ago);
-older ones are removed. Snapshots never travel to object storage (``pipelines.storage`` skips them):
-``restore_snapshot`` links them again from the pulled lake.
+links it. The folder of the warehouse before is kept too (a reader may have opened it a moment ago),
+and so is every folder that was current less than $REVWH_SNAPSHOT_KEEP_MINUTES (60) ago, so that a
+notebook's connection survives a backfill's many publishes; older ones are removed. Snapshots never
+travel to object storage (``pipelines.storage`` skips them): ``restore_snapshot`` links them again from
+the pulled lake.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterable
+from itertools import pairwise
 from pathlib import Path
 
 import duckdb
 
 from pipelines.duck import connect
+from pipelines.errors import CliError
 from pipelines.lake import EVENT_DATE_FILE, DataDir, temp_sibling
 
 SNAPSHOTS = "_published"
@@ -35,6 +39,9 @@ SNAPSHOTS = "_published"
 SNAPSHOT_TABLE = "_publish.snapshot"
 # The layers read through views (the marts and the quarantine are copied into tables instead).
 VIEW_LAYERS = ("facts", "staged")
+# A replaced snapshot is kept this long for readers still holding the warehouse it belonged to.
+KEEP_MINUTES_VARIABLE = "REVWH_SNAPSHOT_KEEP_MINUTES"
+DEFAULT_KEEP_MINUTES = 60
 # What a file system without hard links answers os.link (FAT, some network and FUSE mounts).
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK})
 
@@ -105,12 +112,35 @@ def build_snapshot(target: Path, sources: dict[str, Path]) -> Path | None:
     return target
 
 
-def prune_snapshots(data: DataDir, keep: Iterable[Path | None]) -> None:
-    """Remove the snapshot folders no published warehouse (the current one or the one before) reads."""
+def keep_seconds() -> float:
+    """How long a snapshot outlives the publish that replaced it: $REVWH_SNAPSHOT_KEEP_MINUTES, else 60."""
+    value = os.environ.get(KEEP_MINUTES_VARIABLE, "").strip()
+    if not value:
+        return DEFAULT_KEEP_MINUTES * 60.0
+    try:
+        minutes = float(value)
+    except ValueError:
+        minutes = -1.0
+    if not minutes >= 0 or minutes == float("inf"):
+        raise CliError(f"{KEEP_MINUTES_VARIABLE} must be a number of minutes, 0 or more (got {value!r})")
+    return minutes * 60.0
+
+
+def _published_at(folder: Path) -> float:
+    """When a snapshot folder was published (Unix seconds): its name starts with the publish time in ns."""
+    stamp = folder.name.split("-", 1)[0]
+    return int(stamp) / 1e9 if stamp.isdigit() else folder.stat().st_mtime
+
+
+def prune_snapshots(data: DataDir, keep: Iterable[Path | None], now: float | None = None) -> None:
+    """Remove the snapshot folders no reader should still need: not the current one, not the one before,
+    and not one replaced (by the next folder's publish) less than ``keep_seconds()`` ago."""
     root = snapshot_root(data)
     kept = {p.resolve() for p in keep if p is not None}
-    for folder in sorted(root.iterdir()) if root.is_dir() else []:
-        if folder.is_dir() and not folder.name.startswith(".") and folder.resolve() not in kept:
+    folders = sorted(f for f in root.iterdir() if f.is_dir() and not f.name.startswith(".")) if root.is_dir() else []
+    since = (time.time() if now is None else now) - keep_seconds()
+    for folder, successor in pairwise(folders):  # the newest folder has no successor
+        if folder.resolve() not in kept and _published_at(successor) < since:
             shutil.rmtree(folder, ignore_errors=True)
 
 
