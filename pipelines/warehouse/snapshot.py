@@ -144,14 +144,18 @@ def prune_snapshots(data: DataDir, keep: Iterable[Path | None], now: float | Non
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _own_folder(data: DataDir, recorded: str | None) -> Path | None:
+    """The snapshot folder a warehouse recorded, if it names one of this data directory's (a copied
+    warehouse may name another machine's or another directory's)."""
+    if not recorded or Path(recorded).parent != snapshot_root(data):
+        return None
+    return Path(recorded)
+
+
 def usable_snapshot(data: DataDir, recorded: str | None) -> Path | None:
     """The snapshot a warehouse recorded, if it is a folder of this data directory's lake that exists."""
-    if not recorded:
-        return None
-    folder = Path(recorded)
-    if folder.parent != snapshot_root(data) or not folder.is_dir():
-        return None
-    return folder
+    folder = _own_folder(data, recorded)
+    return folder if folder is not None and folder.is_dir() else None
 
 
 def recorded_snapshot(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -176,11 +180,8 @@ def restore_snapshot(data: DataDir) -> Path | None:
     if not data.warehouse.exists():
         return None
     with connect(str(data.warehouse), read_only=True) as con:
-        recorded = recorded_snapshot(con)
-    if not recorded:
-        return None
-    folder = Path(recorded)
-    if folder.parent != snapshot_root(data) or folder.is_dir():
+        folder = _own_folder(data, recorded_snapshot(con))
+    if folder is None or folder.is_dir():
         return None  # another machine's path, or already here
     folder.parent.mkdir(parents=True, exist_ok=True)
     return build_snapshot(folder, snapshot_sources(data, None, None))
