@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -18,7 +19,7 @@ from pipelines.lake import DataDir, temp_sibling
 from pipelines.warehouse import snapshot as snapshot_module
 from pipelines.warehouse.publish import PublishScope, publish_warehouse
 from pipelines.warehouse.snapshot import SNAPSHOT_TABLE, SNAPSHOTS, restore_snapshot
-from tests.test_publish import D1, D2, D3, _mart, _read
+from tests.test_publish import D1, D2, D3, MART, _mart, _quarantine, _read
 
 FACTS_SQL = "SELECT event_date, sum(net_revenue_usd) FROM facts.revenue_events GROUP BY ALL ORDER BY ALL"
 STAGED_SQL = "SELECT event_date, count(*) FROM staged.impressions GROUP BY ALL ORDER BY ALL"
@@ -102,6 +103,8 @@ def test_the_snapshot_is_hard_links_and_only_two_are_kept(data: DataDir, monkeyp
     assert sorted(p.relative_to(first).as_posix() for p in first.rglob("*.parquet")) == [
         "facts/revenue_events/event_date=2025-03-01.parquet",
         "facts/revenue_events/event_date=2025-03-02.parquet",
+        "marts/revenue_by_stream/event_date=2025-03-01.parquet",
+        "marts/revenue_by_stream/event_date=2025-03-02.parquet",
         "staged/impressions/event_date=2025-03-01.parquet",
         "staged/impressions/event_date=2025-03-02.parquet",
     ]
@@ -206,3 +209,86 @@ def test_a_bad_keep_setting_fails_before_the_publish_changes_anything(
         publish_warehouse(data, scope=PublishScope.of_run([D1]))
     assert _folders(data) == before
     assert _read(data.warehouse, FACTS_SQL) == [(D1, 1.0), (D2, 2.0)]
+
+
+MARTS_SQL = "SELECT event_date, net_revenue_usd FROM marts.revenue_by_stream ORDER BY ALL"
+
+
+def _a_run_fails_for(data: DataDir, day: dt.date) -> None:
+    """A run of ``day`` that rewrote every layer in the lake and then failed a blocking check."""
+    _facts(data, day, 99.0)
+    _staged(data, day, 5)
+    data.mart_file(MART, day).unlink(missing_ok=True)  # as the pipeline replaces it: a new file (inode)
+    _mart(data, day, 99.0, 5)
+
+
+def test_a_full_publish_keeps_the_snapshot_a_reader_holds(data: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REVWH_SNAPSHOT_KEEP_MINUTES", "0")  # only the rule "the one before is kept" applies
+    with duckdb.connect(str(data.warehouse), read_only=True) as notebook:
+        publish_warehouse(data, full=True)
+        assert notebook.execute(FACTS_SQL).fetchall() == [(D1, 1.0), (D2, 2.0)]
+
+
+def test_the_first_publish_of_a_data_directory_shows_only_its_run(tmp_path: Path) -> None:
+    """Nothing was published yet: a killed first run's files (D1) stay out of a later run's publish (D2)."""
+    data = DataDir.at(tmp_path)
+    _a_run_fails_for(data, D1)
+    _quarantine(data, D1, ["malformed"])  # arrival day D1: not one of D2's (D2..D5)
+    _mart(data, D2, 2.0, 1)
+    _facts(data, D2, 2.0)
+    _staged(data, D2, 1)
+    publish_warehouse(data, scope=PublishScope.of_run([D2]))
+    assert _read(data.warehouse, FACTS_SQL) == [(D2, 2.0)]
+    assert _read(data.warehouse, STAGED_SQL) == [(D2, 1)]
+    assert _read(data.warehouse, MARTS_SQL) == [(D2, 2.0)]
+    assert _read(data.warehouse, "SELECT count(*) FROM quality.quarantine") == [(0,)]
+
+    publish_warehouse(data)  # `revwh publish` takes the lake as it is
+    assert _read(data.warehouse, MARTS_SQL) == [(D1, 99.0), (D2, 2.0)]
+
+
+def test_a_rebuild_in_a_run_shows_the_other_dates_as_published(data: DataDir) -> None:
+    """A mart added to sql/marts (here: missing from the warehouse) makes the run rebuild every table."""
+    _a_run_fails_for(data, D1)
+    with duckdb.connect(str(data.warehouse)) as con:
+        con.execute("DROP TABLE marts.revenue_by_stream")
+    _mart(data, D2, 20.0, 2)
+    _facts(data, D2, 20.0)
+    publish_warehouse(data, scope=PublishScope.of_run([D2]))
+    assert _read(data.warehouse, MARTS_SQL) == [(D1, 1.0), (D2, 20.0)]
+    assert _read(data.warehouse, FACTS_SQL) == [(D1, 1.0), (D2, 20.0)]
+    assert _read(data.warehouse, STAGED_SQL) == [(D1, 1), (D2, 1)]
+
+
+def test_a_deleted_warehouse_is_rebuilt_from_the_last_snapshot(data: DataDir) -> None:
+    _a_run_fails_for(data, D1)
+    data.warehouse.unlink()
+    publish_warehouse(data, scope=PublishScope.of_run([D2]))
+    assert _read(data.warehouse, MARTS_SQL) == [(D1, 1.0), (D2, 2.0)]
+    assert _read(data.warehouse, FACTS_SQL) == [(D1, 1.0), (D2, 2.0)]
+
+
+@pytest.mark.parametrize("how", ["move", "copy"])
+def test_a_moved_or_copied_data_directory_keeps_its_published_dates(data: DataDir, tmp_path: Path, how: str) -> None:
+    """The warehouse names its snapshot by the old path; the new directory has the same folder."""
+    _a_run_fails_for(data, D1)
+    target = tmp_path.parent / f"{tmp_path.name}-{how}"
+    if how == "move":
+        os.rename(data.root, target)
+    else:
+        shutil.copytree(data.root, target, symlinks=True)
+    moved = DataDir.at(target)
+    publish_warehouse(moved, scope=PublishScope.of_run([D2]))
+    assert _read(moved.warehouse, MARTS_SQL) == [(D1, 1.0), (D2, 2.0)]
+    assert _read(moved.warehouse, FACTS_SQL) == [(D1, 1.0), (D2, 2.0)]
+    assert _recorded(moved).parent == moved.lake / SNAPSHOTS
+
+
+def test_the_first_publish_after_a_snapshot_of_facts_and_staged_only_takes_the_lake(data: DataDir) -> None:
+    """A snapshot made by the release before links no marts, so it cannot stand for them: the first run
+    after the upgrade publishes the lake as it is (as that release did), and the next ones keep it."""
+    (_recorded(data) / snapshot_module.ALL_LAYERS_MARKER).unlink()
+    _a_run_fails_for(data, D1)
+    publish_warehouse(data, scope=PublishScope.of_run([D2]))
+    assert _read(data.warehouse, FACTS_SQL) == [(D1, 99.0), (D2, 2.0)]
+    assert (_recorded(data) / snapshot_module.ALL_LAYERS_MARKER).is_file()

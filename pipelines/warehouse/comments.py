@@ -27,7 +27,7 @@ TABLE_DOCS = {
     "hard links under lake/_published). The marts are sums of it.",
     "_publish.files": "Bookkeeping of the publish: which lake file each published partition came from.",
     "_publish.snapshot": "The folder of hard links (lake/_published/<id>) that the views over facts and staged "
-    "read: the lake's files as they were when this warehouse was published.",
+    "read: the lake's files (facts, staged, marts, quarantine) as they were when this warehouse was published.",
 }
 STAGED_DOC = (
     "The accepted events of the {log} log, one row per event (duplicates kept once); a view over the lake's "

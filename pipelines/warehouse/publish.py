@@ -53,11 +53,11 @@ from pipelines.warehouse.snapshot import (
     SNAPSHOT_TABLE,
     build_snapshot,
     keep_seconds,
+    latest_snapshot,
     new_snapshot_path,
     prune_snapshots,
-    recorded_snapshot,
+    published_snapshot,
     snapshot_sources,
-    usable_snapshot,
 )
 
 QUARANTINE_COUNTS = "quality.quarantine_counts"
@@ -108,17 +108,17 @@ def _glob(folder: Path) -> str | None:
     return sql_glob(folder, "*.parquet") if files else None
 
 
-def lake_files(data: DataDir) -> list[LakeFile]:
-    """Every mart and quarantine partition file of the lake, with its size and mtime."""
+def lake_files(base: Path) -> list[LakeFile]:
+    """Every mart and quarantine partition file under ``base`` (a lake or a snapshot), with its size and mtime."""
     out = []
     for name in mart_names():
-        folder = data.lake / "marts" / name
+        folder = base / "marts" / name
         for p in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
             match = EVENT_DATE_FILE.fullmatch(p.name)
             if match:
                 st = p.stat()
                 out.append(LakeFile(f"marts.{name}", match.group(1), p.as_posix(), st.st_size, st.st_mtime_ns))
-    quarantine = data.lake / "quarantine"
+    quarantine = base / "quarantine"
     for p in sorted(quarantine.glob("*/*/*.parquet")) if quarantine.is_dir() else []:
         st = p.stat()
         key = f"{p.parent.parent.name}/{p.parent.name}/{p.stem}"
@@ -215,16 +215,16 @@ def _record(con: duckdb.DuckDBPyConnection, files: list[LakeFile]) -> None:
 
 
 def _rebuild(con: duckdb.DuckDBPyConnection, data: DataDir, files: list[LakeFile], snapshot: Path | None) -> None:
-    """The whole catalogue from the lake."""
+    """The whole catalogue from ``files`` (the snapshot's, where there is one)."""
     for schema in ("marts", "quality", "facts", "staged", "_publish"):
         con.execute(f"CREATE SCHEMA {schema}")
     con.execute(
         f"CREATE TABLE {PUBLISHED_FILES} (table_name VARCHAR, key VARCHAR, path VARCHAR, size BIGINT, mtime_ns BIGINT)"
     )
     for name in mart_names():
-        pattern = _glob(data.lake / "marts" / name)
-        if pattern:
-            con.execute(f"CREATE TABLE marts.{name} AS SELECT * FROM read_parquet({pattern}) ORDER BY ALL")
+        paths = [f.path for f in files if f.table == f"marts.{name}"]
+        if paths:
+            con.execute(f"CREATE TABLE marts.{name} AS SELECT * FROM read_parquet({sql_list(paths)}) ORDER BY ALL")
         else:  # no partition built yet: an empty table with the mart's columns
             _create_empty_mart(con, name)
     con.execute(
@@ -328,6 +328,21 @@ def _remove(tmp: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
+def _sources(data: DataDir, scope: PublishScope | None, previous: Path | None) -> dict[str, Path]:
+    """What this publish shows: a run's partitions from the lake and the others as published before, so a
+    failed or killed run's files stay out (also through a rebuild); `revwh publish` takes the lake as it is."""
+    if scope is None:
+        return snapshot_sources(data)
+    dates = (scope.event_dates, scope.arrival_days)
+    if previous is not None:
+        return snapshot_sources(data, dates, kept_from=previous)
+    if data.warehouse.exists():
+        # Published without a usable snapshot: by a release before snapshots, on a file system without
+        # hard links, or pulled from object storage (which holds only what passed): its lake, as it is.
+        return snapshot_sources(data)
+    return snapshot_sources(data, dates)  # nothing was ever published here: only the run's partitions
+
+
 def publish_warehouse(data: DataDir, *, full: bool = False, scope: PublishScope | None = None) -> Path:
     """Bring the catalogue up to date with the lake and swap it in; returns the warehouse path.
 
@@ -338,19 +353,22 @@ def publish_warehouse(data: DataDir, *, full: bool = False, scope: PublishScope 
     keep_seconds()  # a bad $REVWH_SNAPSHOT_KEEP_MINUTES fails here, not after the swap
     target = data.warehouse
     tmp = temp_sibling(target)
-    files = lake_files(data)
+    files = lake_files(data.lake)
+    # What is published now: the snapshot the warehouse reads; without a warehouse (deleted, or never
+    # published), the newest snapshot the lake holds.
+    previous = published_snapshot(data) if target.exists() else latest_snapshot(data)
     incremental = not full and target.exists()
-    if incremental:
-        clone_file(target, tmp)  # shares blocks on XFS / btrfs: no cost growing with history there
     con = None
     try:
+        if incremental:
+            clone_file(target, tmp)  # shares blocks on XFS / btrfs: no cost growing with history there
         con = _connect(tmp)
         published = _published(con) if incremental else None
-    except duckdb.Error as exc:  # a damaged published file: say so and how to rebuild it, leave nothing behind
+    except BaseException as exc:  # leave nothing behind; a damaged published file: say so and how to rebuild it
         if con is not None:
             con.close()
         _remove(tmp)
-        if not incremental:
+        if not incremental or not isinstance(exc, duckdb.Error):
             raise
         reason = str(exc).strip().splitlines()[0]
         raise CliError(
@@ -358,25 +376,16 @@ def publish_warehouse(data: DataDir, *, full: bool = False, scope: PublishScope 
             f"`revwh publish --data-dir {shlex.quote(str(data.root))} --full`, then re-run."
         ) from None
     snapshot: Path | None = None
-    previous: Path | None = None
     try:
         plan = _plan_update(con, files, published, scope) if incremental and published is not None else None
-        if incremental:
-            previous = usable_snapshot(data, recorded_snapshot(con))
-        # What this publish shows: the scope's dates from the lake, the others as published before (a
-        # rebuild, like `revwh publish`, takes the whole lake as it is).
-        if plan is not None and scope is not None:
-            sources = snapshot_sources(data, previous, scope.event_dates)
-        else:
-            sources = snapshot_sources(data, None, None)
-        snapshot = build_snapshot(new_snapshot_path(data), sources)
+        snapshot = build_snapshot(new_snapshot_path(data), _sources(data, scope, previous))
         if plan is not None:
             _update(con, data, plan, snapshot)
         else:
             con.close()
             tmp.unlink(missing_ok=True)
             con = _connect(tmp)
-            _rebuild(con, data, files, snapshot)
+            _rebuild(con, data, lake_files(snapshot) if snapshot is not None else files, snapshot)
         con.execute("CHECKPOINT")
     except BaseException:
         con.close()

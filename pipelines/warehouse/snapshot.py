@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import os
+import re
 import shutil
 import time
 import uuid
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.duck import connect
+from pipelines.duck import connect, sql_str
 from pipelines.errors import CliError
 from pipelines.lake import EVENT_DATE_FILE, DataDir, temp_sibling
 
@@ -39,6 +40,14 @@ SNAPSHOTS = "_published"
 SNAPSHOT_TABLE = "_publish.snapshot"
 # The layers read through views (the marts and the quarantine are copied into tables instead).
 VIEW_LAYERS = ("facts", "staged")
+# Every layer is linked all the same: a rebuild (no warehouse here yet, a mart reshaped) then publishes, for
+# the dates outside its run, the marts and quarantine that were published, not a failed run's files.
+TABLE_LAYERS = ("marts", "quarantine")
+# Written into every snapshot that links all four layers: a folder without it (made by the release before)
+# links only facts and staged, so it cannot stand for the marts and quarantine that were published.
+ALL_LAYERS_MARKER = "_all_layers"
+# A quarantine file is quarantine/<stage>/<log>/<day>.parquet: arrival day for landing, event date for staged.
+_QUARANTINE_FILE = re.compile(r"(\d{4}-\d\d-\d\d)\.parquet")
 # A replaced snapshot is kept this long for readers still holding the warehouse it belonged to.
 KEEP_MINUTES_VARIABLE = "REVWH_SNAPSHOT_KEEP_MINUTES"
 DEFAULT_KEEP_MINUTES = 60
@@ -55,38 +64,62 @@ def new_snapshot_path(data: DataDir) -> Path:
     return snapshot_root(data) / f"{time.time_ns():020d}-{uuid.uuid4().hex[:6]}"
 
 
-def _partition_files(base: Path) -> dict[str, Path]:
-    """``layer/table/event_date=D.parquet`` (relative) → file, for the view layers under ``base``.
+def _files(folder: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(folder) if e.is_file())
+
+
+def _folders(folder: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(folder) if e.is_dir()) if folder.is_dir() else []
+
+
+def partition_files(base: Path) -> dict[str, Path]:
+    """``layer/table/event_date=D.parquet`` and ``quarantine/stage/log/D.parquet`` (relative) → file, under
+    ``base`` (a lake or a snapshot folder).
 
     (``os.scandir``, not ``Path.glob``: a lake of years holds thousands of these, listed on every publish.)"""
     out: dict[str, Path] = {}
-    for layer in VIEW_LAYERS:
-        layer_dir = base / layer
-        if not layer_dir.is_dir():
-            continue
-        for table in sorted(e.name for e in os.scandir(layer_dir) if e.is_dir()):
-            for name in sorted(e.name for e in os.scandir(layer_dir / table) if e.is_file()):
+    for layer in (*VIEW_LAYERS, "marts"):
+        for table in _folders(base / layer):
+            for name in _files(base / layer / table):
                 if EVENT_DATE_FILE.fullmatch(name):
-                    out[f"{layer}/{table}/{name}"] = layer_dir / table / name
+                    out[f"{layer}/{table}/{name}"] = base / layer / table / name
+    quarantine = base / "quarantine"
+    for stage in _folders(quarantine):
+        for log in _folders(quarantine / stage):
+            for name in _files(quarantine / stage / log):
+                if _QUARANTINE_FILE.fullmatch(name):
+                    out[f"quarantine/{stage}/{log}/{name}"] = quarantine / stage / log / name
     return out
 
 
-def _event_date(rel: str) -> dt.date:
-    match = EVENT_DATE_FILE.fullmatch(rel.rsplit("/", 1)[-1])
+def _in_scope(rel: str, event_dates: frozenset[dt.date], arrival_days: frozenset[dt.date]) -> bool:
+    """Whether a run of ``event_dates`` wrote and checked this file (its landing quarantine is cut by arrival day)."""
+    parts = rel.split("/")
+    match = (_QUARANTINE_FILE if parts[0] == "quarantine" else EVENT_DATE_FILE).fullmatch(parts[-1])
     assert match is not None
-    return dt.date.fromisoformat(match.group(1))
+    day = dt.date.fromisoformat(match.group(1))
+    return day in (arrival_days if parts[:2] == ["quarantine", "landing"] else event_dates)
 
 
-def snapshot_sources(data: DataDir, previous: Path | None, event_dates: Iterable[dt.date] | None) -> dict[str, Path]:
-    """What the next snapshot links: the lake's files of ``event_dates`` (all of them when None), and for
-    the other dates what ``previous`` linked. Without a previous snapshot (the first publish, a warehouse
-    from an older release, a pulled cache) the other dates take the lake's files too."""
-    lake = _partition_files(data.lake)
-    if event_dates is None or previous is None or not previous.is_dir():
+def snapshot_sources(
+    data: DataDir,
+    scope: tuple[Iterable[dt.date], Iterable[dt.date]] | None = None,
+    kept_from: Path | None = None,
+) -> dict[str, Path]:
+    """What the next snapshot links: the lake's files of ``scope`` (event dates, arrival days), or all of
+    them when None; for the partitions outside it, what ``kept_from`` (the snapshot before) linked, or
+    nothing when None (a data directory that never published: whatever the lake holds there was left by a
+    run that failed or was killed)."""
+    lake = partition_files(data.lake)
+    if scope is None:
         return lake
-    dates = frozenset(event_dates)
-    kept = {rel: f for rel, f in _partition_files(previous).items() if _event_date(rel) not in dates}
-    fresh = {rel: f for rel, f in lake.items() if _event_date(rel) in dates}
+    event_dates, arrival_days = frozenset(scope[0]), frozenset(scope[1])
+    fresh = {rel: f for rel, f in lake.items() if _in_scope(rel, event_dates, arrival_days)}
+    kept: dict[str, Path] = {}
+    if kept_from is not None and kept_from.is_dir():
+        kept = {
+            rel: f for rel, f in partition_files(kept_from).items() if not _in_scope(rel, event_dates, arrival_days)
+        }
     return dict(sorted({**kept, **fresh}.items()))
 
 
@@ -103,6 +136,7 @@ def build_snapshot(target: Path, sources: dict[str, Path]) -> Path | None:
                 link.parent.mkdir(parents=True, exist_ok=True)
                 made.add(link.parent)
             os.link(source, link)
+        (work / ALL_LAYERS_MARKER).write_text(" ".join((*VIEW_LAYERS, *TABLE_LAYERS)) + "\n")
         os.rename(work, target)
     except OSError as exc:
         shutil.rmtree(work, ignore_errors=True)
@@ -153,9 +187,37 @@ def _own_folder(data: DataDir, recorded: str | None) -> Path | None:
 
 
 def usable_snapshot(data: DataDir, recorded: str | None) -> Path | None:
-    """The snapshot a warehouse recorded, if it is a folder of this data directory's lake that exists."""
-    folder = _own_folder(data, recorded)
-    return folder if folder is not None and folder.is_dir() else None
+    """The snapshot a warehouse recorded, found in this data directory's lake (by its name: a moved or
+    copied data directory has it too, while the warehouse still names the old path); None when missing,
+    or when it was made by the release before and links facts and staged only."""
+    if not recorded:
+        return None
+    folder = snapshot_root(data) / Path(recorded).name
+    return folder if (folder / ALL_LAYERS_MARKER).is_file() else None
+
+
+def published_snapshot(data: DataDir) -> Path | None:
+    """The usable snapshot of the warehouse published now; None without a warehouse or a usable snapshot.
+
+    (ATTACHed from a private in-memory database: ``connect(path)`` would reuse an instance of the path this
+    process already holds open, which may be a file a publish has since replaced.)"""
+    if not data.warehouse.exists():
+        return None
+    try:
+        with connect() as con:
+            con.execute(f"ATTACH {sql_str(data.warehouse)} AS published (READ_ONLY)")
+            con.execute("USE published")
+            return usable_snapshot(data, recorded_snapshot(con))
+    except duckdb.Error:
+        return None  # a damaged warehouse: only a full rebuild reads the lake, as it is
+
+
+def latest_snapshot(data: DataDir) -> Path | None:
+    """The newest complete snapshot of the lake (for a warehouse deleted since it was published)."""
+    root = snapshot_root(data)
+    folders = [f for f in sorted(root.iterdir()) if not f.name.startswith(".")] if root.is_dir() else []
+    complete = [f for f in folders if (f / ALL_LAYERS_MARKER).is_file()]
+    return complete[-1] if complete else None
 
 
 def recorded_snapshot(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -184,4 +246,4 @@ def restore_snapshot(data: DataDir) -> Path | None:
     if folder is None or folder.is_dir():
         return None  # another machine's path, or already here
     folder.parent.mkdir(parents=True, exist_ok=True)
-    return build_snapshot(folder, snapshot_sources(data, None, None))
+    return build_snapshot(folder, snapshot_sources(data))
