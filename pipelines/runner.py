@@ -132,13 +132,23 @@ def execute_range(
     )
 
 
+def is_interrupt(error: SerializableErrorInfo | None) -> bool:
+    """Ctrl-C (or SIGTERM, which Dagster maps to it): Dagster's own error between or inside steps, or the one
+    DuckDB raises when the signal reaches it in the middle of a statement."""
+    if error is None:
+        return False
+    if error.cls_name in {"DagsterExecutionInterruptedError", "KeyboardInterrupt", "InterruptException"}:
+        return True
+    return error.cls_name == "RuntimeError" and error.message.strip().endswith("Query interrupted")
+
+
 def _error_text(error: SerializableErrorInfo | None, published: bool = False) -> str:
     """The error's message; the project's own errors are written to be read, so without their class path.
 
     ``published``: the run's ``warehouse`` step had succeeded before the error (an interrupt during the report)."""
     if error is None:
         return "unknown error"
-    if error.cls_name == "DagsterExecutionInterruptedError":  # Ctrl-C, or SIGTERM where Dagster catches it
+    if is_interrupt(error):
         if published:
             return (
                 "interrupted after the warehouse was published (it holds this run's checked partitions); the "
@@ -228,10 +238,14 @@ def _note_sweep(swept: Swept) -> None:
     _note(swept.note())
 
 
+# The shell's exit status for a command ended by SIGINT (128 + 2); `revwh` returns it for Ctrl-C.
+INTERRUPTED = 130
+
+
 def run_range(
     data_dir: Path | str, start: dt.date, end: dt.date, *, quiet: bool = False, executor: str = "in_process"
 ) -> int:
-    """CLI entry point: exit 0 when every step and blocking check passed, 1 otherwise.
+    """CLI entry point: exit 0 when every step and blocking check passed, 130 when interrupted, 1 otherwise.
 
     data_dir may be a URL (pipelines.storage): the run then works in a local
     mirror, pulled before and pushed back only after a successful run.
@@ -268,4 +282,11 @@ def run_range(
         return 0
     for message in failure_messages(result) or ["the run failed (see the Dagster logs above)"]:
         print(f"revwh run: error: {message}", file=sys.stderr)
-    return 1
+    return INTERRUPTED if was_interrupted(result) else 1
+
+
+def was_interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    """Whether a step failed because the run was interrupted (the exit status is then 130, as for Ctrl-C)."""
+    return any(
+        event.is_step_failure and is_interrupt(root_error(event.step_failure_data.error)) for event in result.all_events
+    )

@@ -4,6 +4,9 @@ and for a range that cannot run, nothing announced on stdout first."""
 from __future__ import annotations
 
 import datetime as dt
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -11,6 +14,7 @@ import pytest
 
 from tests.builders import impression, write_raw, write_reference
 from tests.cli_helpers import run_cli as run
+from tests.tiny_data import write_tiny_dataset
 
 
 @pytest.mark.parametrize(
@@ -124,6 +128,8 @@ def test_step_errors_read_as_sentences() -> None:
     assert _error_text(interrupt).startswith("interrupted; every lake partition is whole")
     assert _error_text(None) == "unknown error"
     assert _error_text(interrupt, published=True).startswith("interrupted after the warehouse was published")
+    duckdb_interrupt = SerializableErrorInfo("RuntimeError: Query interrupted\n", [], "RuntimeError")
+    assert _error_text(duckdb_interrupt).startswith("interrupted; every lake partition is whole")
 
 
 def test_an_interrupt_after_the_publish_does_not_claim_the_warehouse_unchanged() -> None:
@@ -133,7 +139,7 @@ def test_an_interrupt_after_the_publish_does_not_claim_the_warehouse_unchanged()
 
     from dagster_shared.error import SerializableErrorInfo
 
-    from pipelines.runner import failure_messages
+    from pipelines.runner import failure_messages, was_interrupted
 
     def step(key: str, error: SerializableErrorInfo | None = None) -> SimpleNamespace:
         return SimpleNamespace(
@@ -157,6 +163,34 @@ def test_an_interrupt_after_the_publish_does_not_claim_the_warehouse_unchanged()
         "run's checked partitions); the steps after it did not finish: re-run the range to finish them"
     ]
     assert failure_messages(SimpleNamespace(all_events=[step("marts__x_reconciles_with_facts", check)])) == []
+    assert was_interrupted(before) and was_interrupted(after)
+    assert not was_interrupted(SimpleNamespace(all_events=[step("marts__x_reconciles_with_facts", check)]))
+
+
+def test_ctrl_c_during_a_run_exits_130_with_one_line_and_leaves_no_temporary_warehouse(tmp_path: Path) -> None:
+    """The shell's convention for a command ended by SIGINT, as the README's exit codes promise."""
+    write_tiny_dataset(tmp_path, dt.date(2025, 3, 1), 2)
+    revwh = Path(sys.executable).with_name("revwh")
+    args = [str(revwh), "run", "--data-dir", str(tmp_path), "--start", "2025-03-01", "--end", "2025-03-02"]
+    run = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert run.stderr is not None
+        seen = []
+        for line in run.stderr:  # Dagster's log: interrupt once the steps are under way
+            seen.append(line)
+            if " - staged__" in line:
+                break
+        else:
+            pytest.fail("the run never reached the staged steps: " + "".join(seen[-5:]))
+        run.send_signal(signal.SIGINT)
+        _out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 130, err[-2000:]
+    summary = [line for line in err.splitlines() if line.startswith("revwh run: error:")]
+    assert summary and all("interrupted" in line for line in summary), summary
+    assert not list(tmp_path.glob(".warehouse.duckdb.tmp-*"))
 
 
 def test_an_extra_arrival_day_whose_folder_was_removed_re_lands_as_empty(
