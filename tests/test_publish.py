@@ -270,6 +270,7 @@ def test_views_in_a_folder_with_brackets_read_it_and_give_no_moved_hint(
     err = capsys.readouterr().err
     assert "No files found" in err and "another location" not in err
     assert "snapshot of the lake" in err and "revwh publish" in err
+    assert f"revwh publish --data-dir '{data.root}'" in err  # quoted: it can be pasted into a shell
 
 
 def test_a_damaged_warehouse_is_one_line_that_says_how_to_rebuild_it(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,13 +87,14 @@ def _moved_lake_hint(data_dir: Path, message: str) -> str:
     if missing.group(1).startswith((snapshots, glob_escape(snapshots))):
         return (
             f" (the snapshot of the lake that the views over facts and staged read is gone: run "
-            f"`revwh publish --data-dir {data_dir}` to link a new one)"
+            f"`revwh publish --data-dir {shlex.quote(str(data_dir))}` to link a new one)"
         )
     if missing.group(1).startswith((lake + "/", glob_escape(lake) + "/")):  # the views' patterns are escaped
         return ""
     return (
         f" (the warehouse's views over facts and staged were published for another location; "
-        f"this data directory's lake is {lake}: run `revwh publish --data-dir {data_dir}` to point them here)"
+        f"this data directory's lake is {lake}: run `revwh publish --data-dir {shlex.quote(str(data_dir))}` "
+        "to point them here)"
     )
 
 
@@ -121,7 +123,7 @@ def _warn_if_views_elsewhere(con: duckdb.DuckDBPyConnection, data_dir: Path) -> 
         print(
             f"revwh sql: warning: the warehouse's views over facts and staged read another data directory's lake "
             f"({pattern}), not {lake} (a copied or moved data directory): run "
-            f"`revwh publish --data-dir {data_dir}` to point them here",
+            f"`revwh publish --data-dir {shlex.quote(str(data_dir))}` to point them here",
             file=sys.stderr,
             flush=True,
         )
