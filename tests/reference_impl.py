@@ -118,6 +118,8 @@ def _lines(folder: Path):
     if not folder.is_dir():
         return
     for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):  # hidden: a file still being written (the README's decision)
+            continue
         if path.name.endswith(".jsonl"):
             data = path.read_bytes()
         elif path.name.endswith(".jsonl.gz"):

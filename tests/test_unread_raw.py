@@ -98,3 +98,24 @@ def test_revwh_run_warns_once_and_still_runs(tmp_path: Path, capsys: pytest.Capt
     assert err.count(misnamed) == err.count(unread) == 1
     if not quiet:
         assert "landing__impressions" in err  # the run's own log was printed
+
+
+def test_a_hidden_jsonl_file_is_neither_read_nor_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A producer still writing `.part-1.jsonl` (renamed when complete): its lines, a cut last line among
+    them, are not landed yet, and the run does not warn about it."""
+    write_reference(tmp_path, DAY, DAY + dt.timedelta(days=3))
+    write_raw(tmp_path, "impressions", "2025-03-01", [impression("e1", "2025-03-01T00:00:00Z")])
+    hidden = [impression("e2", "2025-03-01T01:00:00Z"), '{"event_id": "e3", "event_ti']
+    write_raw(tmp_path, "impressions", "2025-03-01", hidden, name=".part-1.jsonl")
+    assert unread_raw_notes(DataDir.at(tmp_path), [DAY]) == []
+    args = ["run", "--data-dir", str(tmp_path), "--start", "2025-03-01", "--end", "2025-03-01", "--quiet"]
+    assert run_cli(args) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert run_cli(["sql", _EVENTS_SQL, "--data-dir", str(tmp_path), "--format", "csv"]) == 0
+    assert capsys.readouterr().out.split() == ["events,rejected", "1,0"]
+
+
+_EVENTS_SQL = (
+    "SELECT (SELECT sum(event_count) FROM marts.revenue_by_stream) AS events, "
+    "(SELECT count(*) FROM quality.quarantine) AS rejected"
+)

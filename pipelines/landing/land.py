@@ -109,11 +109,14 @@ class RawFileError(Exception):
 
 
 def raw_files(data: DataDir, log: str, arrival: dt.date) -> list[Path]:
-    """Every .jsonl / .jsonl.gz file of a partition folder (a missing folder has none)."""
+    """Every .jsonl / .jsonl.gz file of a partition folder (a missing folder has none). Hidden names are left
+    out, as the README decides: a producer writes ``.part-0.jsonl`` and renames it when it is complete."""
     folder = data.raw_partition(log, arrival)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(RAW_SUFFIXES))
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.name.endswith(RAW_SUFFIXES) and not p.name.startswith(".")
+    )
 
 
 def fingerprint(files: list[Path], buckets: int | None = None) -> str:
