@@ -12,7 +12,9 @@ import argparse
 import datetime as dt
 import os
 import re
+import signal
 import sys
+import threading
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
@@ -154,7 +156,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a supervisor, `kill`) ends a command as Ctrl-C does: 130, one line
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set a handler
+        return _main(argv)
+    before = signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # Dagster maps SIGTERM to SIGINT in a run too
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -163,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"revwh {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"revwh {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `revwh sql … | head`: the reader has all it wants
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit

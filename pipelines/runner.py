@@ -251,9 +251,11 @@ def run_range(
     mirror, pulled before and pushed back only after a successful run.
     """
     from pipelines.storage import RUN_PULL, RUN_PUSH, Location
+    from pipelines.warehouse.snapshot import keep_seconds, restore_snapshot
 
     began = time.perf_counter()
     check_dates(start, end)
+    keep_seconds()  # a bad $REVWH_SNAPSHOT_KEEP_MINUTES: exit 2 now, not after the run wrote the lake
     print(
         f"revwh run: event dates {start}..{end}, arrival days {start}..{end + dt.timedelta(days=MAX_LATENESS_DAYS)}",
         flush=True,
@@ -262,6 +264,7 @@ def run_range(
     with location.lock():
         if location.is_remote:
             print(f"revwh run: pulled {location.url} → {location.local}: {location.pull(RUN_PULL)}", flush=True)
+            restore_snapshot(DataDir.at(location.local))  # object storage holds no links: the published files
         # quiet: the summary below says what failed; Dagster's own ERROR events carry stack traces
         log_level = "CRITICAL" if quiet else "INFO"
         arrivals = [start + dt.timedelta(days=i) for i in range((end - start).days + MAX_LATENESS_DAYS + 1)]

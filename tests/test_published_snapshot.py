@@ -292,3 +292,17 @@ def test_the_first_publish_after_a_snapshot_of_facts_and_staged_only_takes_the_l
     publish_warehouse(data, scope=PublishScope.of_run([D2]))
     assert _read(data.warehouse, FACTS_SQL) == [(D1, 99.0), (D2, 2.0)]
     assert (_recorded(data) / snapshot_module.ALL_LAYERS_MARKER).is_file()
+
+
+def test_without_its_snapshot_folder_a_run_takes_the_lake_and_says_so(data: DataDir) -> None:
+    """A deleted lake/_published (or a warehouse restored from a backup older than its snapshots): the
+    published facts of other dates are gone, so the lake's are taken, with a warning in the run's log."""
+    shutil.rmtree(data.lake / SNAPSHOTS)
+    _a_run_fails_for(data, D1)
+    notes: list[str] = []
+    publish_warehouse(data, scope=PublishScope.of_run([D2]), on_note=notes.append)
+    assert len(notes) == 1 and "has no snapshot folder" in notes[0] and "re-run such dates" in notes[0]
+    assert _read(data.warehouse, FACTS_SQL) == [(D1, 99.0), (D2, 2.0)]
+    notes.clear()
+    publish_warehouse(data, scope=PublishScope.of_run([D2]), on_note=notes.append)  # it has one again
+    assert notes == []

@@ -167,8 +167,12 @@ def test_an_interrupt_after_the_publish_does_not_claim_the_warehouse_unchanged()
     assert not was_interrupted(SimpleNamespace(all_events=[step("marts__x_reconciles_with_facts", check)]))
 
 
-def test_ctrl_c_during_a_run_exits_130_with_one_line_and_leaves_no_temporary_warehouse(tmp_path: Path) -> None:
-    """The shell's convention for a command ended by SIGINT, as the README's exit codes promise."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_during_a_run_exits_130_with_one_line_and_leaves_no_temporary_warehouse(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """The shell's convention for a command ended by SIGINT, as the README's exit codes promise (SIGTERM,
+    from a supervisor or `kill`, ends it the same way)."""
     write_tiny_dataset(tmp_path, dt.date(2025, 3, 1), 2)
     revwh = Path(sys.executable).with_name("revwh")
     args = [str(revwh), "run", "--data-dir", str(tmp_path), "--start", "2025-03-01", "--end", "2025-03-02"]
@@ -182,7 +186,7 @@ def test_ctrl_c_during_a_run_exits_130_with_one_line_and_leaves_no_temporary_war
                 break
         else:
             pytest.fail("the run never reached the staged steps: " + "".join(seen[-5:]))
-        run.send_signal(signal.SIGINT)
+        run.send_signal(signum)
         _out, err = run.communicate(timeout=120)
     finally:
         if run.poll() is None:
@@ -213,3 +217,32 @@ def test_an_extra_arrival_day_whose_folder_was_removed_re_lands_as_empty(
 def _advertising_events(root: Path) -> int:
     with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
         return con.execute("SELECT event_count FROM marts.revenue_by_stream WHERE stream = 'advertising'").fetchone()[0]
+
+
+def test_sigterm_before_the_run_starts_exits_130_too(tmp_path: Path) -> None:
+    write_tiny_dataset(tmp_path, dt.date(2025, 3, 1), 1)
+    revwh = Path(sys.executable).with_name("revwh")
+    args = [str(revwh), "run", "--data-dir", str(tmp_path), "--start", "2025-03-01", "--end", "2025-03-01"]
+    run = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout is not None
+        assert run.stdout.readline().startswith("revwh run: event dates")  # the command is under way
+        run.send_signal(signal.SIGTERM)
+        _out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 130, err[-2000:]
+    assert "interrupted" in err.strip().splitlines()[-1] and "Traceback" not in err
+
+
+def test_a_bad_snapshot_keep_setting_stops_revwh_run_before_it_writes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_tiny_dataset(tmp_path, dt.date(2025, 3, 1), 1)
+    monkeypatch.setenv("REVWH_SNAPSHOT_KEEP_MINUTES", "an hour")
+    assert run(["run", "--data-dir", str(tmp_path), "--start", "2025-03-01", "--end", "2025-03-01"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "revwh run: error: REVWH_SNAPSHOT_KEEP_MINUTES must be a number of minutes, 0 or more (got 'an hour')"
+    )
+    assert not (tmp_path / "lake").exists()

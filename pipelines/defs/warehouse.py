@@ -31,7 +31,9 @@ WAREHOUSE_KEY = dg.AssetKey(["warehouse"])
 def warehouse(context: dg.AssetExecutionContext, revwh: DataDirResource) -> dg.MaterializeResult:
     # Only the partitions this run wrote and checked: a failed or killed run's files of other dates stay
     # unpublished until a run of those dates passes its checks.
-    path = publish_warehouse(revwh.data(), scope=PublishScope.of_run(partition_dates(context)))
+    path = publish_warehouse(
+        revwh.data(), scope=PublishScope.of_run(partition_dates(context)), on_note=context.log.warning
+    )
     context.log.info(f"published {path}")
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
 

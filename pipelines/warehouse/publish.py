@@ -34,7 +34,7 @@ import datetime as dt
 import os
 import shlex
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,7 @@ from pipelines.quality.quarantine import QUARANTINE_SCHEMA
 from pipelines.warehouse.comments import apply_comments
 from pipelines.warehouse.snapshot import (
     SNAPSHOT_TABLE,
+    SNAPSHOTS,
     build_snapshot,
     keep_seconds,
     latest_snapshot,
@@ -328,7 +329,9 @@ def _remove(tmp: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def _sources(data: DataDir, scope: PublishScope | None, previous: Path | None) -> dict[str, Path]:
+def _sources(
+    data: DataDir, scope: PublishScope | None, previous: Path | None, on_note: Callable[[str], None]
+) -> dict[str, Path]:
     """What this publish shows: a run's partitions from the lake and the others as published before, so a
     failed or killed run's files stay out (also through a rebuild); `revwh publish` takes the lake as it is."""
     if scope is None:
@@ -338,17 +341,29 @@ def _sources(data: DataDir, scope: PublishScope | None, previous: Path | None) -
         return snapshot_sources(data, dates, kept_from=previous)
     if data.warehouse.exists():
         # Published without a usable snapshot: by a release before snapshots, on a file system without
-        # hard links, or pulled from object storage (which holds only what passed): its lake, as it is.
+        # hard links, with its snapshot folder deleted, or restored from a backup older than its snapshots.
+        on_note(
+            f"the published warehouse has no snapshot folder in {data.lake / SNAPSHOTS}, so the facts and staged "
+            "of the dates outside this run are published from the lake as it is, with whatever a failed or killed "
+            "run left there: re-run such dates to publish them checked"
+        )
         return snapshot_sources(data)
     return snapshot_sources(data, dates)  # nothing was ever published here: only the run's partitions
 
 
-def publish_warehouse(data: DataDir, *, full: bool = False, scope: PublishScope | None = None) -> Path:
+def publish_warehouse(
+    data: DataDir,
+    *,
+    full: bool = False,
+    scope: PublishScope | None = None,
+    on_note: Callable[[str], None] = lambda note: None,
+) -> Path:
     """Bring the catalogue up to date with the lake and swap it in; returns the warehouse path.
 
     ``full``: rebuild from scratch even when an in-place update is possible. ``scope``: update only the
     partitions a run checked (the ``warehouse`` asset); None (``revwh publish``) takes the lake as it is. A
     rebuild (no warehouse yet, a mart added, dropped or reshaped, an older storage format) reads the whole lake.
+    ``on_note``: told when a scoped publish cannot keep the other dates as published (no snapshot to take them from).
     """
     keep_seconds()  # a bad $REVWH_SNAPSHOT_KEEP_MINUTES fails here, not after the swap
     target = data.warehouse
@@ -378,7 +393,7 @@ def publish_warehouse(data: DataDir, *, full: bool = False, scope: PublishScope 
     snapshot: Path | None = None
     try:
         plan = _plan_update(con, files, published, scope) if incremental and published is not None else None
-        snapshot = build_snapshot(new_snapshot_path(data), _sources(data, scope, previous))
+        snapshot = build_snapshot(new_snapshot_path(data), _sources(data, scope, previous, on_note))
         if plan is not None:
             _update(con, data, plan, snapshot)
         else:
