@@ -173,10 +173,7 @@ def test_ctrl_c_during_a_run_exits_130_with_one_line_and_leaves_no_temporary_war
 ) -> None:
     """The shell's convention for a command ended by SIGINT, as the README's exit codes promise (SIGTERM,
     from a supervisor or `kill`, ends it the same way)."""
-    write_tiny_dataset(tmp_path, dt.date(2025, 3, 1), 2)
-    revwh = Path(sys.executable).with_name("revwh")
-    args = [str(revwh), "run", "--data-dir", str(tmp_path), "--start", "2025-03-01", "--end", "2025-03-02"]
-    run = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = _revwh_run_in_child(tmp_path, days=2)
     try:
         assert run.stderr is not None
         seen = []
@@ -219,11 +216,16 @@ def _advertising_events(root: Path) -> int:
         return con.execute("SELECT event_count FROM marts.revenue_by_stream WHERE stream = 'advertising'").fetchone()[0]
 
 
-def test_sigterm_before_the_run_starts_exits_130_too(tmp_path: Path) -> None:
-    write_tiny_dataset(tmp_path, dt.date(2025, 3, 1), 1)
+def _revwh_run_in_child(root: Path, days: int) -> subprocess.Popen[str]:
+    """`revwh run` of a tiny data set of ``days`` days, in a process of its own (to be signalled)."""
+    dates = write_tiny_dataset(root, dt.date(2025, 3, 1), days)
     revwh = Path(sys.executable).with_name("revwh")
-    args = [str(revwh), "run", "--data-dir", str(tmp_path), "--start", "2025-03-01", "--end", "2025-03-01"]
-    run = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [str(revwh), "run", "--data-dir", str(root), "--start", str(dates[0]), "--end", str(dates[-1])]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigterm_before_the_run_starts_exits_130_too(tmp_path: Path) -> None:
+    run = _revwh_run_in_child(tmp_path, days=1)
     try:
         assert run.stdout is not None
         assert run.stdout.readline().startswith("revwh run: event dates")  # the command is under way
