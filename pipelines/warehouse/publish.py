@@ -57,8 +57,9 @@ from pipelines.warehouse.snapshot import (
     latest_snapshot,
     new_snapshot_path,
     prune_snapshots,
-    published_snapshot,
+    published_snapshot_name,
     snapshot_sources,
+    usable_snapshot,
 )
 
 QUARANTINE_COUNTS = "quality.quarantine_counts"
@@ -330,7 +331,11 @@ def _remove(tmp: Path) -> None:
 
 
 def _sources(
-    data: DataDir, scope: PublishScope | None, previous: Path | None, on_note: Callable[[str], None]
+    data: DataDir,
+    scope: PublishScope | None,
+    previous: Path | None,
+    recorded: str | None,
+    on_note: Callable[[str], None],
 ) -> dict[str, Path]:
     """What this publish shows: a run's partitions from the lake and the others as published before, so a
     failed or killed run's files stay out (also through a rebuild); `revwh publish` takes the lake as it is."""
@@ -342,11 +347,12 @@ def _sources(
     if data.warehouse.exists():
         # Published without a usable snapshot: by a release before snapshots, on a file system without
         # hard links, with its snapshot folder deleted, or restored from a backup older than its snapshots.
-        on_note(
-            f"the published warehouse has no snapshot folder in {data.lake / SNAPSHOTS}, so the facts and staged "
-            "of the dates outside this run are published from the lake as it is, with whatever a failed or killed "
-            "run left there: re-run such dates to publish them checked"
-        )
+        if recorded:  # it did have one (a file system without hard links records none: nothing to say)
+            on_note(
+                f"the published warehouse's snapshot {Path(recorded).name} is not in {data.lake / SNAPSHOTS}, so "
+                "the facts and staged of the dates outside this run are published from the lake as it is, with "
+                "whatever a failed or killed run left there: re-run such dates to publish them checked"
+            )
         return snapshot_sources(data)
     return snapshot_sources(data, dates)  # nothing was ever published here: only the run's partitions
 
@@ -361,8 +367,9 @@ def publish_warehouse(
     """Bring the catalogue up to date with the lake and swap it in; returns the warehouse path.
 
     ``full``: rebuild from scratch even when an in-place update is possible. ``scope``: update only the
-    partitions a run checked (the ``warehouse`` asset); None (``revwh publish``) takes the lake as it is. A
-    rebuild (no warehouse yet, a mart added, dropped or reshaped, an older storage format) reads the whole lake.
+    partitions a run checked (the ``warehouse`` asset), the other partitions as last published (from the
+    snapshot, also through a rebuild: no warehouse yet, a mart added, dropped or reshaped, an older storage
+    format); None (``revwh publish``) takes the lake as it is.
     ``on_note``: told when a scoped publish cannot keep the other dates as published (no snapshot to take them from).
     """
     keep_seconds()  # a bad $REVWH_SNAPSHOT_KEEP_MINUTES fails here, not after the swap
@@ -371,7 +378,8 @@ def publish_warehouse(
     files = lake_files(data.lake)
     # What is published now: the snapshot the warehouse reads; without a warehouse (deleted, or never
     # published), the newest snapshot the lake holds.
-    previous = published_snapshot(data) if target.exists() else latest_snapshot(data)
+    recorded = published_snapshot_name(data)
+    previous = usable_snapshot(data, recorded) if target.exists() else latest_snapshot(data)
     incremental = not full and target.exists()
     con = None
     try:
@@ -393,7 +401,7 @@ def publish_warehouse(
     snapshot: Path | None = None
     try:
         plan = _plan_update(con, files, published, scope) if incremental and published is not None else None
-        snapshot = build_snapshot(new_snapshot_path(data), _sources(data, scope, previous, on_note))
+        snapshot = build_snapshot(new_snapshot_path(data), _sources(data, scope, previous, recorded, on_note))
         if plan is not None:
             _update(con, data, plan, snapshot)
         else:

@@ -196,8 +196,8 @@ def usable_snapshot(data: DataDir, recorded: str | None) -> Path | None:
     return folder if (folder / ALL_LAYERS_MARKER).is_file() else None
 
 
-def published_snapshot(data: DataDir) -> Path | None:
-    """The usable snapshot of the warehouse published now; None without a warehouse or a usable snapshot.
+def published_snapshot_name(data: DataDir) -> str | None:
+    """The snapshot folder the warehouse published now records; None without a warehouse or a recorded folder.
 
     (ATTACHed from a private in-memory database: ``connect(path)`` would reuse an instance of the path this
     process already holds open, which may be a file a publish has since replaced.)"""
@@ -207,7 +207,7 @@ def published_snapshot(data: DataDir) -> Path | None:
         with connect() as con:
             con.execute(f"ATTACH {sql_str(data.warehouse)} AS published (READ_ONLY)")
             con.execute("USE published")
-            return usable_snapshot(data, recorded_snapshot(con))
+            return recorded_snapshot(con)
     except duckdb.Error:
         return None  # a damaged warehouse: only a full rebuild reads the lake, as it is
 
