@@ -239,10 +239,7 @@ def restore_snapshot(data: DataDir) -> Path | None:
 
     Object storage holds no links, so a cache pulled from a URL has the lake but not the snapshot. The
     lake pushed after a successful run is what that run published (a run that fails is not pushed)."""
-    if not data.warehouse.exists():
-        return None
-    with connect(str(data.warehouse), read_only=True) as con:
-        folder = _own_folder(data, recorded_snapshot(con))
+    folder = _own_folder(data, published_snapshot_name(data))
     if folder is None or folder.is_dir():
         return None  # another machine's path, or already here
     folder.parent.mkdir(parents=True, exist_ok=True)
