@@ -38,8 +38,10 @@ def _gzip_lines(n: int) -> bytes:
     [
         (lambda: _gzip_lines(500)[:-40], "Unexpected end of GZIP stream"),
         (lambda: b'{"not": "gzip at all"}\n', "Input is not a GZIP stream"),
+        # DuckDB's message for what follows the stream names no file; Python refuses it too
+        (lambda: _gzip_lines(50) + b"trailing bytes", "Input is not a GZIP stream"),
     ],
-    ids=["truncated", "not-gzip"],
+    ids=["truncated", "not-gzip", "garbage-after-the-stream"],
 )
 def test_unreadable_file_keeps_the_previous_landing(data: DataDir, content, reason: str) -> None:
     before = land_partition(data, "impressions", DAY)

@@ -31,6 +31,7 @@ import polars as pl
 from pipelines.contract import MAX_LATENESS_DAYS, Reason
 from pipelines.duck import compute_connection, sql_list, sql_path, sql_str
 from pipelines.lake import DataDir, replace_dir, temp_sibling
+from pipelines.landing.gzip_repair import file_named_in, read_with_gzip_repair
 from pipelines.landing.id_index import INDEX_FILE, write_id_index
 from pipelines.landing.rules_sql import bucket_expr, landing_select, register_udfs
 from pipelines.landing.undecodable import undecodable_lines
@@ -202,7 +203,6 @@ def land_partition(
     work = temp_sibling(final_dir)
     work.mkdir(parents=True)
     accepted_dir = work / "accepted"
-    accepted_dir.mkdir()
     # Written in the work folder and moved next to the accepted partition's swap, so that a step that
     # fails (or dies) leaves the day's accepted copies and its quarantine both old, never one of each.
     new_quarantine = work / "quarantine.parquet"
@@ -211,11 +211,18 @@ def land_partition(
         if readable:
             own = con is None
             con = compute_connection(data) if own else con
+
+            def copy(files: list[Path]) -> None:
+                for folder in (work / "split", accepted_dir):  # a read DuckDB refused may have begun writing
+                    shutil.rmtree(folder, ignore_errors=True)
+                accepted_dir.mkdir()
+                _copy_partition(con, log, arrival, files, work, accepted_dir, new_quarantine, stats)
+
             try:
-                _copy_partition(con, log, arrival, readable, work, accepted_dir, new_quarantine, stats)
+                read_with_gzip_repair(readable, work / "repaired", copy)
                 write_id_index(con, sorted(accepted_dir.glob("*/*.parquet")), accepted_dir / INDEX_FILE)
             except duckdb.IOException as exc:
-                bad = next((p for p in readable if p.as_posix() in str(exc)), None)
+                bad = file_named_in(str(exc), readable)
                 if bad is None:
                     raise
                 reason = str(exc).splitlines()[0].removeprefix("IO Error: ").split(f": {bad.as_posix()}")[0]
@@ -224,6 +231,7 @@ def land_partition(
                 if own:
                     con.close()
         else:
+            accepted_dir.mkdir()
             write_empty_quarantine(new_quarantine)
             write_id_index(None, [], accepted_dir / INDEX_FILE)
         quarantine_path.parent.mkdir(parents=True, exist_ok=True)

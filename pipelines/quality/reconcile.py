@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import shutil
+from pathlib import Path
 
 import duckdb
 import polars as pl
 
 from pipelines.contract import LOGS
 from pipelines.duck import connect, read_lines_sql, union_of_scans
-from pipelines.lake import DataDir
+from pipelines.lake import DataDir, temp_sibling
+from pipelines.landing.gzip_repair import read_with_gzip_repair
 from pipelines.landing.land import landing_files_for_event_date, raw_files
 
 CENT = 0.005  # half a cent: sums that round to the same cent agree
@@ -37,18 +40,24 @@ def count_raw_lines(data: DataDir, log: str, day: dt.date, con: duckdb.DuckDBPyC
     if not files:
         return 0
 
-    sql = f"""SELECT count(*) FROM ({union_of_scans(files, read_lines_sql)})
-              -- a non-blank character; CASE, not OR: the regex only runs on lines that do not open an object
-              WHERE CASE WHEN starts_with(raw, '{{') THEN true ELSE regexp_matches(raw, '[^ \\t\\r]') END"""
     # Lines the reader cannot decode (invalid UTF-8) land in its reject table; they are lines too.
     unreadable = "SELECT count(DISTINCT (scan_id, file_id, line)) FROM reject_errors"
     own = con is None
     cursor = connect() if own else con.cursor()
-    try:
+
+    def count(paths: list[Path]) -> int:
+        sql = f"""SELECT count(*) FROM ({union_of_scans(paths, read_lines_sql)})
+                  -- a non-blank character; CASE, not OR: the regex only runs on lines that do not open an object
+                  WHERE CASE WHEN starts_with(raw, '{{') THEN true ELSE regexp_matches(raw, '[^ \\t\\r]') END"""
         readable = int(cursor.execute(sql).fetchall()[0][0])
         return readable + int(cursor.execute(unreadable).fetchall()[0][0])
+
+    scratch = temp_sibling(data.scratch / f"count-{log}-{day.isoformat()}")
+    try:
+        return read_with_gzip_repair(files, scratch, count)
     finally:
         cursor.close()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def parquet_rows(files: list) -> int:

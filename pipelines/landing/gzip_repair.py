@@ -1,0 +1,84 @@
+"""Valid gzip files that DuckDB's reader refuses, rewritten so that it reads them.
+
+DuckDB's gzip reader (2.0) refuses some headers RFC 1952 allows: the FTEXT, FHCRC and FCOMMENT flags
+("Unsupported GZIP archive"; Go's ``gzip.Writer`` sets FCOMMENT whenever a comment is given), and the
+zero padding after the last member that GNU gzip and Python skip ("Input is not a GZIP stream").
+SPEC §1 admits any ``.jsonl.gz``, so such a file must land like any other. Only when DuckDB refuses a
+file is it read again by Python's ``gzip`` module, streamed into a plain gzip member of the same name
+in a scratch folder (so every line keeps its file name), and the read is done again with that copy.
+A file Python cannot read either (not gzip, a truncated stream) keeps DuckDB's error.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+
+from pipelines.duck import connect, read_lines_sql, sql_path
+
+T = TypeVar("T")
+_CHUNK = 1 << 20
+
+
+def rewrite_gzip(source: Path, target: Path) -> bool:
+    """Stream ``source``'s text into ``target`` as one gzip member with a bare header; False (and no
+    ``target``) when Python's gzip module cannot read ``source`` to its end either."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with (
+            gzip.open(source, "rb") as text,
+            target.open("wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=1, mtime=0) as out,
+        ):
+            shutil.copyfileobj(text, out, _CHUNK)
+    except (OSError, EOFError, zlib.error):  # gzip.BadGzipFile is an OSError
+        target.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def file_named_in(message: str, files: list[Path]) -> Path | None:
+    """The file an error message names: the longest path it holds (``x.jsonl`` is part of ``x.jsonl.gz``)."""
+    return max((p for p in files if p.as_posix() in message), key=lambda p: len(p.as_posix()), default=None)
+
+
+def first_refused(files: list[Path]) -> Path | None:
+    """The first of ``files`` DuckDB's line reader refuses, read one by one: DuckDB's error for zero
+    padding after a gzip stream does not name its file."""
+    with connect() as con:
+        for path in files:
+            try:
+                con.execute(f"SELECT count(*) FROM ({read_lines_sql(sql_path(path))})").fetchall()
+            except duckdb.IOException:
+                return path
+    return None
+
+
+def read_with_gzip_repair(files: list[Path], scratch: Path, read: Callable[[list[Path]], T]) -> T:
+    """``read(files)``; when DuckDB refuses one of the ``.gz`` files, ``read`` again with that file
+    rewritten under ``scratch`` (see the module docstring). ``read`` must start afresh on each call.
+    DuckDB's error stands when the file is not a ``.gz`` or Python cannot read it either; it then
+    names the file (DuckDB's own message may not)."""
+    current = list(files)
+    repaired: set[Path] = set()
+    while True:
+        try:
+            return read(current)
+        except duckdb.IOException as exc:
+            named = file_named_in(str(exc), current)
+            bad = named or first_refused([p for p in current if p.name.endswith(".gz") and p not in repaired])
+            if bad is None or bad in repaired or not bad.name.endswith(".gz"):
+                raise
+            copy = scratch / f"gzip-{len(repaired)}" / bad.name
+            if not rewrite_gzip(bad, copy):
+                if named is None:
+                    raise duckdb.IOException(f"{str(exc).splitlines()[0]}: {bad.as_posix()}") from exc
+                raise
+            current[current.index(bad)] = copy
+            repaired.add(copy)
