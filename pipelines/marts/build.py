@@ -4,7 +4,8 @@ A mart SQL file selects from ``revenue_events`` (the facts of the date being
 built) and may use ``usd_sum(x)``: an exact DECIMAL sum returned as DOUBLE, so
 a re-run gives bit-identical numbers whatever the thread scheduling. A group
 holding an event of 1e9 USD or more (legal: SPEC §2 sets no upper bound) is
-summed as DOUBLE, since a DECIMAL(38, 18) total stops at 1e20.
+summed as DOUBLE, since a DECIMAL(38, 18) total stops at 1e20, and so is a group
+holding one of less than 1e-6 USD, which 18 decimals would round.
 """
 
 from __future__ import annotations
@@ -24,8 +25,13 @@ MARTS_SQL_DIR = SQL_DIR / "marts"
 # Below this many USD per event, a DECIMAL(38, 18) sum cannot overflow (it would take 1e11 events in
 # one group); a group holding a larger (or non-finite) value is summed as DOUBLE instead of failing.
 EXACT_SUM_LIMIT_USD = 1e9
+# From this many USD per event (other than 0), the cast to 18 decimals changes a value by at most 5e-13 of
+# itself. A group holding a smaller one (1e-13 USD would keep 5 digits, 4e-19 none) is summed as DOUBLE:
+# SPEC §1 rounds no money before aggregation.
+EXACT_SUM_FLOOR_USD = 1e-6
 USD_SUM_MACRO = f"""CREATE OR REPLACE MACRO usd_sum(x) AS CASE
     WHEN max(abs(x)) < {EXACT_SUM_LIMIT_USD:.0f}  -- NaN sorts above every number: DOUBLE too
+         AND coalesce(min(CASE WHEN x <> 0 THEN abs(x) END), 1) >= {EXACT_SUM_FLOOR_USD}
     THEN CAST(sum(CAST(CASE WHEN abs(x) < {EXACT_SUM_LIMIT_USD:.0f} THEN x END AS DECIMAL(38, 18))) AS DOUBLE)
     ELSE sum(x)
 END"""
