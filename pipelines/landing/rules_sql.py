@@ -19,10 +19,16 @@ from pipelines.duck import read_lines_sql, union_of_scans
 # ISO-8601 in UTC as the contract allows it: Z or +00:00, optional fraction.
 TIMESTAMP_PATTERN = r"\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|\+00:00)"
 
-# DuckDB's JSON reader accepts trailing commas and NaN/Infinity (any case, also nan/inf), RFC 8259 does not.
-# Most lines are proven strict by counting (see plainly_strict_sql); the others are scanned for them, and
-# those that might contain them are re-checked strictly by a Python UDF (rare).
-LENIENT_JSON_PATTERN = r",[ \t\r\n]*[}\]]"
+# DuckDB's JSON reader accepts trailing commas and NaN/Infinity (any case, also nan/inf, signed), RFC 8259 does
+# not. Most lines are proven strict by counting (see plainly_strict_sql); the others are scanned for them, and
+# those that might contain them are re-checked strictly by a Python UDF (rare). Such a literal can only stand
+# where a value starts, after ':', '[' or ',' and blanks, so a word like "financial" in a string is no
+# reason to call the UDF; a match inside a string only costs that call.
+LENIENT_JSON_PATTERN = r"(?i)[:\[,][ \t\r\n]*[-+]?(nan|inf)|,[ \t\r\n]*[}\]]"
+# A member name holding an escape: from a backslash (and the character it escapes) through the rest of a
+# string to its closing quote, then ':' (a value's closing quote is followed by ',', '}' or ']', never ':').
+# Such a name may spell a declared name another way ("ev\u0065nt_id").
+ESCAPED_NAME_PATTERN = r'\\.([^"\\]|\\.)*"[ \t\r\n]*:'
 STRICT_JSON_OBJECT_UDF = "revwh_strict_json_object"
 # yyjson keeps the first of two members with one name; Python, JavaScript and Go keep the last, and
 # so do we. Only lines the counting proof cannot vouch for may repeat a member (each adds a ':').
@@ -208,6 +214,12 @@ def canonical_line_sql(fields: tuple[Field, ...]) -> str:
                  THEN raw = concat('{{', {members}, '}}') ELSE false END"""
 
 
+def _twice_pattern(fields: tuple[Field, ...]) -> str:
+    """A regex: some declared member name's quoted text occurs twice in the line (or a value or a nested
+    member repeats it: that only costs the closer look)."""
+    return "|".join(f'"{f.name}".*"{f.name}"' for f in fields)
+
+
 def bucket_expr(buckets: int) -> str:
     """The landing bucket of an accepted copy: a hash of its event_id modulo ``buckets``.
 
@@ -274,17 +286,24 @@ checked AS (
                 ELSE 2 END AS form
     FROM texts
 ),
-objects AS (
-    SELECT * EXCLUDE (form),
-           CASE WHEN form < 2 THEN form = 1
-                -- yyjson also takes nan / inf / infinity in any letter case: ILIKE, not contains.
-                WHEN raw ILIKE '%nan%' OR raw ILIKE '%inf%' OR regexp_matches(raw, '{LENIENT_JSON_PATTERN}')
-                THEN {STRICT_JSON_OBJECT_UDF}(raw)
-                ELSE true END AS is_object,
-           -- a name given twice (yyjson read the first, the contract's readers keep the last)
-           CASE WHEN form = 2 THEN len(json_keys(raw)) <> len(list_distinct(json_keys(raw))) ELSE false END
-               AS repeated
+suspects AS (
+    -- one regex pass over the lines no proof vouched for (extra members, escapes): might one hold NaN /
+    -- Infinity or a trailing comma, or a declared name twice? Most such lines need neither closer look.
+    SELECT *, CASE WHEN form = 2 THEN regexp_matches(raw, '{LENIENT_JSON_PATTERN}|{_twice_pattern(fields)}')
+                   ELSE false END AS suspect
     FROM checked
+),
+objects AS (
+    SELECT * EXCLUDE (form, suspect),
+           CASE WHEN form < 2 THEN form = 1
+                WHEN NOT suspect THEN true
+                WHEN regexp_matches(raw, '{LENIENT_JSON_PATTERN}') THEN {STRICT_JSON_OBJECT_UDF}(raw)
+                ELSE true END AS is_object,
+           -- a declared name given twice (yyjson read the first, the contract's readers keep the last); an
+           -- undeclared one changes no value. json_keys lists the names however they were escaped.
+           CASE WHEN form = 2 AND (suspect OR (contains(raw, '\\') AND regexp_matches(raw, '{ESCAPED_NAME_PATTERN}')))
+                THEN len(json_keys(raw)) <> len(list_distinct(json_keys(raw))) ELSE false END AS repeated
+    FROM suspects
 ),
 last_wins AS (
     SELECT *, CASE WHEN repeated THEN from_json({LAST_MEMBER_WINS_UDF}(raw), '{struct}') END AS j2
