@@ -83,3 +83,24 @@ def test_a_declared_name_given_twice_is_found_however_it_is_spelled(data_dir: Da
     files = sorted(str(p) for p in data_dir.landing_partition("impressions", DAY).glob("*/*.parquet"))
     prices = dict(duckdb.sql(f"SELECT event_id, price FROM read_parquet({files})").fetchall())
     assert prices == {"escaped": 9.5, "plain": 7.5, "undeclared": 5.0, "nested": 5.0, "in-a-value": 5.0}
+
+
+def test_lines_nested_deeper_than_pythons_recursion_limit_are_read(data_dir: DataDir) -> None:
+    """json.loads raises RecursionError near 1,000 levels; inside the landing query that failed the whole
+    day. Such lines are read on a thread with a large stack (RFC 8259 §9: up to 1,000,000 levels)."""
+    deep = "[" * 3000 + "]" * 3000
+    lines = [
+        _with("deep-repeat", f',"x":{deep},"price":7'),  # the last price wins
+        _with("deep-nan", f',"x":{deep},"y":NaN'),
+        _with("deep-comma", f',"x":[{deep},]'),
+        _with("deep-fine", f',"x":{deep},"note":"ratio: nan"'),  # checked strictly, and strict
+        _with("too-deep", ',"x":' + "[" * 1_000_001 + "]" * 1_000_001 + ',"y":inf'),
+    ]
+    write_raw(data_dir.root, "impressions", DAY.isoformat(), lines)
+    stats = land_partition(data_dir, "impressions", DAY)
+    assert (stats.accepted, stats.by_reason) == (2, {"malformed": 3})
+    files = sorted(str(p) for p in data_dir.landing_partition("impressions", DAY).glob("*/*.parquet"))
+    import duckdb
+
+    prices = dict(duckdb.sql(f"SELECT event_id, price FROM read_parquet({files})").fetchall())
+    assert prices == {"deep-repeat": 7.0, "deep-fine": 5.0}

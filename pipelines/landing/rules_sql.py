@@ -15,6 +15,7 @@ import duckdb
 
 from pipelines.contract import FIELDS, MAX_LATENESS_DAYS, Field, JsonType, Reason
 from pipelines.duck import read_lines_sql, union_of_scans
+from pipelines.landing.deep_json import TooDeep, call_deep
 
 # ISO-8601 in UTC as the contract allows it: Z or +00:00, optional fraction.
 TIMESTAMP_PATTERN = r"\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|\+00:00)"
@@ -53,12 +54,20 @@ def _reject_constant(_: str) -> None:
 
 
 def _strict_loads(raw: str | None) -> object:
-    """``raw`` parsed as RFC 8259 JSON (no NaN, no trailing commas), or ``_NOT_JSON``."""
+    """``raw`` parsed as RFC 8259 JSON (no NaN, no trailing commas), or ``_NOT_JSON``. A line nested
+    deeper than Python's recursion limit is parsed again by :func:`call_deep`."""
     if raw is None:
         return _NOT_JSON
-    try:
+
+    def loads() -> object:
         return json.loads(raw, parse_constant=_reject_constant)
-    except ValueError:
+
+    try:
+        try:
+            return loads()
+        except RecursionError:
+            return call_deep(loads, raw)
+    except (ValueError, TooDeep, RecursionError):
         return _NOT_JSON
 
 
@@ -71,7 +80,16 @@ def last_member_wins(raw: str | None) -> str | None:
     """The object re-written with one member per name, the last one (as Python's, JavaScript's
     and Go's readers keep it), for lines that repeat a name; NULL when not strict JSON."""
     value = _strict_loads(raw)
-    return None if value is _NOT_JSON else json.dumps(value, separators=(",", ":"))
+    if value is _NOT_JSON:
+        return None
+
+    def dumps() -> str:
+        return json.dumps(value, separators=(",", ":"))
+
+    try:
+        return dumps()
+    except RecursionError:
+        return call_deep(dumps, raw)  # raw was read to this depth already: not TooDeep
 
 
 def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
