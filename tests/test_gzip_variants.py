@@ -91,11 +91,11 @@ def test_a_refused_file_beside_an_undecodable_line_counts_each_line_once(data: D
 def test_rewrite_gzip_refuses_what_python_cannot_read_either(tmp_path: Path) -> None:
     truncated = tmp_path / "t.jsonl.gz"
     truncated.write_bytes(gzip.compress(lines("t", 200))[:-30])
-    assert not rewrite_gzip(truncated, tmp_path / "out" / "t.jsonl.gz")
+    assert "end-of-stream" in rewrite_gzip(truncated, tmp_path / "out" / "t.jsonl.gz")
     assert not (tmp_path / "out" / "t.jsonl.gz").exists()
     good = tmp_path / "g.jsonl.gz"
     good.write_bytes(VARIANTS["header-crc"])
-    assert rewrite_gzip(good, tmp_path / "out" / "g.jsonl.gz")
+    assert rewrite_gzip(good, tmp_path / "out" / "g.jsonl.gz") is None
     copy = (tmp_path / "out" / "g.jsonl.gz").read_bytes()
     assert gzip.decompress(copy) == BODY and copy[3] == 0  # one member, no header flags
 
@@ -116,3 +116,18 @@ def test_a_run_over_such_a_file_passes_its_checks(data: DataDir) -> None:
     with duckdb.connect(str(data.warehouse), read_only=True) as con:
         counts = con.sql("SELECT stream, event_count FROM marts.revenue_by_stream").fetchall()
     assert counts == [("advertising", 4)]
+
+
+def test_a_refused_file_python_cannot_read_either_gives_both_reasons(data: DataDir) -> None:
+    """A comment header (DuckDB refuses it) over a stream whose checksum is wrong (Python refuses that)."""
+    from pipelines.landing.land import RawFileError
+
+    bad_crc = bytearray(VARIANTS["comment"])
+    bad_crc[-8] ^= 0xFF  # the CRC-32 of the trailer
+    bad = data.raw_partition("impressions", DAY) / "b.jsonl.gz"
+    bad.write_bytes(bytes(bad_crc))
+    with pytest.raises(RawFileError) as info:
+        land_partition(data, "impressions", DAY)
+    message = str(info.value)
+    assert "Unsupported GZIP archive; Python's gzip: CRC check failed" in message and str(bad) in message
+    assert "\n" not in message

@@ -26,9 +26,9 @@ T = TypeVar("T")
 _CHUNK = 1 << 20
 
 
-def rewrite_gzip(source: Path, target: Path) -> bool:
-    """Stream ``source``'s text into ``target`` as one gzip member with a bare header; False (and no
-    ``target``) when Python's gzip module cannot read ``source`` to its end either."""
+def rewrite_gzip(source: Path, target: Path) -> str | None:
+    """Stream ``source``'s text into ``target`` as one gzip member with a bare header: None when done,
+    else why Python's gzip module cannot read ``source`` to its end either (and no ``target``)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         with (
@@ -37,10 +37,10 @@ def rewrite_gzip(source: Path, target: Path) -> bool:
             gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=1, mtime=0) as out,
         ):
             shutil.copyfileobj(text, out, _CHUNK)
-    except (OSError, EOFError, zlib.error):  # gzip.BadGzipFile is an OSError
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         target.unlink(missing_ok=True)
-        return False
-    return True
+        return str(exc) or type(exc).__name__
+    return None
 
 
 def file_named_in(message: str, files: list[Path]) -> Path | None:
@@ -63,8 +63,8 @@ def first_refused(files: list[Path]) -> Path | None:
 def read_with_gzip_repair(files: list[Path], scratch: Path, read: Callable[[list[Path]], T]) -> T:
     """``read(files)``; when DuckDB refuses one of the ``.gz`` files, ``read`` again with that file
     rewritten under ``scratch`` (see the module docstring). ``read`` must start afresh on each call.
-    DuckDB's error stands when the file is not a ``.gz`` or Python cannot read it either; it then
-    names the file (DuckDB's own message may not)."""
+    DuckDB's error stands when the file is not a ``.gz``; when Python cannot read it either, the error
+    gives both readers' reasons and names the file (DuckDB's own message may not)."""
     current = list(files)
     repaired: set[Path] = set()
     while True:
@@ -76,9 +76,9 @@ def read_with_gzip_repair(files: list[Path], scratch: Path, read: Callable[[list
             if bad is None or bad in repaired or not bad.name.endswith(".gz"):
                 raise
             copy = scratch / f"gzip-{len(repaired)}" / bad.name
-            if not rewrite_gzip(bad, copy):
-                if named is None:
-                    raise duckdb.IOException(f"{str(exc).splitlines()[0]}: {bad.as_posix()}") from exc
-                raise
+            refused = rewrite_gzip(bad, copy)
+            if refused is not None:
+                reason = str(exc).splitlines()[0].split(f": {bad.as_posix()}")[0]
+                raise duckdb.IOException(f"{reason}; Python's gzip: {refused}: {bad.as_posix()}") from exc
             current[current.index(bad)] = copy
             repaired.add(copy)
