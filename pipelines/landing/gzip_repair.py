@@ -48,6 +48,12 @@ def file_named_in(message: str, files: list[Path]) -> Path | None:
     return max((p for p in files if p.as_posix() in message), key=lambda p: len(p.as_posix()), default=None)
 
 
+def reason_for(message: str, path: Path) -> str:
+    """What DuckDB says is wrong with ``path``: the first line of its error, without the ``IO Error:``
+    prefix and without the file name it ends with."""
+    return message.splitlines()[0].removeprefix("IO Error: ").split(f": {path.as_posix()}")[0]
+
+
 def first_refused(files: list[Path]) -> Path | None:
     """The first of ``files`` DuckDB's line reader refuses, read one by one: DuckDB's error for zero
     padding after a gzip stream does not name its file."""
@@ -78,7 +84,7 @@ def read_with_gzip_repair(files: list[Path], scratch: Path, read: Callable[[list
             copy = scratch / f"gzip-{len(repaired)}" / bad.name
             refused = rewrite_gzip(bad, copy)
             if refused is not None:
-                reason = str(exc).splitlines()[0].split(f": {bad.as_posix()}")[0]
+                reason = reason_for(str(exc), bad)
                 raise duckdb.IOException(f"{reason}; Python's gzip: {refused}: {bad.as_posix()}") from exc
             current[current.index(bad)] = copy
             repaired.add(copy)

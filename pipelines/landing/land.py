@@ -31,7 +31,7 @@ import polars as pl
 from pipelines.contract import MAX_LATENESS_DAYS, Reason
 from pipelines.duck import compute_connection, sql_list, sql_path, sql_str
 from pipelines.lake import DataDir, replace_dir, temp_sibling
-from pipelines.landing.gzip_repair import file_named_in, read_with_gzip_repair
+from pipelines.landing.gzip_repair import file_named_in, read_with_gzip_repair, reason_for
 from pipelines.landing.id_index import INDEX_FILE, write_id_index
 from pipelines.landing.rules_sql import bucket_expr, landing_select, register_udfs
 from pipelines.landing.undecodable import undecodable_lines
@@ -225,8 +225,7 @@ def land_partition(
                 bad = file_named_in(str(exc), readable)
                 if bad is None:
                     raise
-                reason = str(exc).splitlines()[0].removeprefix("IO Error: ").split(f": {bad.as_posix()}")[0]
-                raise RawFileError.unreadable(log, arrival, bad, reason) from None
+                raise RawFileError.unreadable(log, arrival, bad, reason_for(str(exc), bad)) from None
             finally:
                 if own:
                     con.close()
