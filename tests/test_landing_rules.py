@@ -301,6 +301,19 @@ def test_quarantine_keeps_the_raw_line(data_dir: DataDir) -> None:
     assert row == ("impressions", None, DAY, "malformed", line)
 
 
+NUMERIC_IDS = {
+    "1e21": "1e+21",
+    "1.5e-7": "1.5e-07",
+    "1E2": "100.0",
+    "1E400": "inf",
+    "1.7976931348623157e308": "1.7976931348623157e+308",
+    "12345678901234567890.5": "1.2345678901234567e+19",
+    "-0.0": "-0.0",
+    "-0": "0",
+    "123456789012345678901234": "123456789012345678901234",
+}
+
+
 def test_quarantine_event_id_is_the_id_as_written_and_null_for_malformed_lines(data_dir: DataDir) -> None:
     good = raw_line(impression("e-nan", T))
     lines = [
@@ -311,6 +324,9 @@ def test_quarantine_event_id_is_the_id_as_written_and_null_for_malformed_lines(d
         raw_line(impression(True, T)),
         raw_line(impression(None, T)),
         raw_line(impression("e-str", T, price="5")),
+        # other numbers as Python's str(json.loads(line)["event_id"]) writes them (JSON.stringify writes 1e+21
+        # as 1e21), integers of any size as their digits
+        *(raw_line(impression(0, T)).replace('"event_id": 0', f'"event_id": {n}') for n in NUMERIC_IDS),
     ]
     land(data_dir, "impressions", lines)
     q = data_dir.quarantine_file("landing", "impressions", DAY)
@@ -323,6 +339,7 @@ def test_quarantine_event_id_is_the_id_as_written_and_null_for_malformed_lines(d
         lines[4]: (None, "schema_violation"),
         lines[5]: (None, "schema_violation"),
         lines[6]: ("e-str", "schema_violation"),
+        **{line: (want, "schema_violation") for line, want in zip(lines[7:], NUMERIC_IDS.values(), strict=True)},
     }
 
 

@@ -348,11 +348,15 @@ timed AS (
 )
 SELECT
     * EXCLUDE (is_object, types_ok, x_event_id, event_id),
-    -- the id as written, for the quarantine too: a string's value, a number's text; never read
-    -- from a malformed line (a lenient parse of it is no reading)
+    -- the id as written, for the quarantine too: a string's value, a number's text as Python's
+    -- str(json.loads(...)) gives it (an integer's digits; another number as its double's shortest
+    -- repr, which DuckDB's cast writes alike: 1e+21, 1.5e-07, inf); never read from a malformed line
+    -- (a lenient parse of it is no reading)
     CASE WHEN NOT is_object THEN NULL
          WHEN event_id IS NOT NULL THEN event_id
-         WHEN ascii(x_event_id) BETWEEN 48 AND 57 OR starts_with(x_event_id, '-') THEN x_event_id
+         WHEN regexp_full_match(x_event_id, '-?[0-9]+') THEN x_event_id
+         WHEN ascii(x_event_id) BETWEEN 48 AND 57 OR starts_with(x_event_id, '-')
+         THEN CAST(CAST(x_event_id AS DOUBLE) AS VARCHAR)
     END AS event_id,
     CAST(event_ts AS DATE) AS event_date,
     DATE '{arrival_date}' AS arrival_date,
