@@ -96,12 +96,32 @@ class Reference:
         return hashlib.sha256(f"{self._shared_digest}\n{fx}".encode()).hexdigest()[:16]
 
 
+def _csv_bytes(path: Path) -> tuple[bytes, bool]:
+    """The file as UTF-8 with LF line ends, and whether bytes that are not UTF-8 were replaced (U+FFFD).
+
+    A line ends at LF, CRLF or a lone CR, as in the raw logs: Excel for Mac's "CSV (Macintosh)" ends
+    lines with CR, which polars would read as one header line and no rows."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:  # a folder of that name, no permission
+        raise ReferenceError(f"cannot read {path}: {exc}") from exc
+    try:
+        data.decode("utf-8")
+        lossy = False
+    except UnicodeDecodeError:
+        data, lossy = data.decode("utf-8", errors="replace").encode("utf-8"), True
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return data, lossy
+
+
 def _read(path: Path, table: str) -> pl.DataFrame:
     if not path.exists():
         raise ReferenceError(f"reference table missing: {path}")
     read = list(_TYPES[table])
+    text, lossy = _csv_bytes(path)
     try:
-        frame = pl.read_csv(path, infer_schema=False, glob=False)
+        frame = pl.read_csv(text, infer_schema=False)
     except Exception as exc:  # polars raises several error types for bad CSV
         raise ReferenceError(f"cannot read {path}: {exc}") from exc
     names = [c.strip() for c in frame.columns]  # `country, region` names `region`
@@ -118,6 +138,12 @@ def _read(path: Path, table: str) -> pl.DataFrame:
     # a row of nulls, which would fail as an empty key. Every other row keeps its line number.
     frame = frame.filter(pl.any_horizontal(pl.col(c).is_not_null() & (pl.col(c) != "") for c in frame.columns[1:]))
     frame = frame.select(_LINE, *kept)
+    if lossy:  # a byte that is not UTF-8 (a Windows export's cp1252) counts only where a rule reads it
+        for column in read:
+            bad = frame.filter(pl.col(column).str.contains("\ufffd", literal=True))
+            if bad.height:
+                line = bad.row(0, named=True)[_LINE]
+                raise ReferenceError(f"{path}, line {line}: {column} is not UTF-8 text ({bad.height} such rows)")
     typed = frame.with_columns(
         pl.col(c).str.to_date("%Y-%m-%d", strict=False) if t == pl.Date else pl.col(c).cast(t, strict=False)
         for c, t in _TYPES[table].items()

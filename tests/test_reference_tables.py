@@ -157,3 +157,40 @@ def test_a_column_named_twice_once_blanks_are_stripped_fails_the_load(ref_dir: P
     (ref_dir / "store_fees.csv").write_text("platform,fee_rate, fee_rate\nios,0.3,0.3\n")
     with pytest.raises(ReferenceError, match=r"store_fees\.csv: a column is named twice"):
         load_reference(DataDir.at(ref_dir.parent))
+
+
+@pytest.mark.parametrize("end", ["\r", "\r\n"], ids=["cr", "crlf"])
+def test_lines_may_end_with_cr_or_crlf(ref_dir: Path, end: str) -> None:
+    """Excel for Mac's "CSV (Macintosh)" ends lines with a lone CR, Windows exports with CRLF: both read as
+    LF (as the raw logs' lines do), so no table turns into one header line and no rows."""
+    before = load_reference(DataDir.at(ref_dir.parent))
+    for path in ref_dir.glob("*.csv"):
+        path.write_bytes(path.read_bytes().replace(b"\n", end.encode()))
+    after = load_reference(DataDir.at(ref_dir.parent))
+    for table in ("countries", "fx_rates", "store_fees", "gift_catalog", "shop_categories"):
+        assert getattr(after, table).equals(getattr(before, table)), table
+    assert after.creator_usd_per_coin == before.creator_usd_per_coin
+    (ref_dir / "store_fees.csv").write_bytes(b"platform,fee_rate\rios,0.3\r\rweb,lots\r")
+    with pytest.raises(ReferenceError, match=r"store_fees\.csv, line 4: fee_rate 'lots' is not"):
+        load_reference(DataDir.at(ref_dir.parent))
+
+
+def test_bytes_that_are_not_utf8_fail_the_load_only_in_a_column_a_rule_reads(ref_dir: Path) -> None:
+    """A Windows export writes cp1252: a country's name no rule reads may hold it; a key may not, since
+    the events' UTF-8 keys could then never match it."""
+    _append(ref_dir / "countries.csv", "")
+    with (ref_dir / "countries.csv").open("ab") as f:
+        f.write("CI,Côte d’Ivoire,Africa,XOF\n".encode("cp1252"))
+    ref = load_reference(DataDir.at(ref_dir.parent))
+    assert ref.countries.filter(country="CI").get_column("region").to_list() == ["Africa"]
+    with (ref_dir / "gift_catalog.csv").open("ab") as f:
+        f.write("café\n".encode("cp1252"))
+    with pytest.raises(ReferenceError, match=r"gift_catalog\.csv, line \d+: gift_type is not UTF-8 text"):
+        load_reference(DataDir.at(ref_dir.parent))
+
+
+def test_a_folder_in_place_of_a_table_fails_the_load_naming_it(ref_dir: Path) -> None:
+    (ref_dir / "store_fees.csv").unlink()
+    (ref_dir / "store_fees.csv").mkdir()
+    with pytest.raises(ReferenceError, match=r"cannot read .*store_fees\.csv"):
+        load_reference(DataDir.at(ref_dir.parent))
