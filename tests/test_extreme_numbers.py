@@ -3,7 +3,8 @@
 SPEC §2 bounds money only below (``> 0``) and coins only below (``int > 0``), so a
 producer may send an amount of 1e20 or two gifts of 2^62 coins. The marts' exact
 DECIMAL sums cannot hold such totals: a group holding an amount of 1e9 USD or more
-is summed as DOUBLE instead, the KPI marts' coin totals that exceed BIGINT are NULL,
+is summed exactly from the values' binary parts instead (and large amounts that cancel
+leave the small ones beside them), the KPI marts' coin totals that exceed BIGINT are NULL,
 and a JSON number too large for a double (1e400) is ``invalid_value`` (rule 6: an
 amount must be a finite number above 0). Bounds are checked on the number as a double
 reads it, as JSON readers do (Python's among them): 1e-400 reads as 0, not above 0, and
@@ -47,7 +48,16 @@ def warehouse(root: Path):
         '"affiliate_rate": 0.5', '"affiliate_rate": 0.99999999999999999'
     )
     assert "0.99999999999999999" in rounded_rate
-    write_raw(root, "orders", day, [rounded_rate])
+    # two orders of 2e17 USD, one of them refunded, beside three of 20 USD, at beauty's 5 %: the fees
+    # of 1e16 cancel and leave 3.0 USD, which a DOUBLE sum lost (1e16 + 1.0 is 1e16 in a double)
+    cancelling = [
+        order("huge-placed", T, amount=2e17),
+        order("small-1", T, amount=20.0),
+        order("huge-refund", T, amount=2e17, event_type="refunded"),
+        order("small-2", T, amount=20.0),
+        order("small-3", T, amount=20.0),
+    ]
+    write_raw(root, "orders", day, [rounded_rate, *cancelling])
     write_raw(root, "coin_purchases", day, [coin_purchase("big", T, amount=1e20), coin_purchase("small", T)])
     payouts = [fund_payout("f1", T, amount=6e19), fund_payout("f2", T, amount=6e19)]
     write_raw(root, "fund_payouts", day, [*payouts, fund_payout("views-2^63", T, qualified_views=2**63)])
@@ -95,9 +105,11 @@ def test_revenue_by_stream_sums_large_amounts(warehouse) -> None:
     want = {
         "advertising": (1e297, 0.0, 0.0, 1e297, 1),  # cpm: 1e300 / 1000
         "creator_fund": (0.0, 0.0, 1.2e20, -1.2e20, 2),  # 2 × 6e19 would overflow DECIMAL(38, 18)
+        "ecommerce": (3.0, 0.0, 0.0, 3.0, 5),  # 0.05 × (2e17 + 3 × 20 − 2e17)
         "virtual_gifts": (1e20 + 0.99, (1e20 + 0.99) * 0.3, payout, (1e20 + 0.99) * 0.7 - payout, 4),
     }
     assert set(got) == set(want)
+    assert got["ecommerce"] == want["ecommerce"]  # exactly
     for stream, values in want.items():
         assert got[stream][:4] == pytest.approx(values[:4], rel=1e-12), stream
         assert got[stream][4] == values[4], stream

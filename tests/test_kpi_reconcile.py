@@ -19,6 +19,7 @@ from pipelines.quality.kpi_reconcile import (
     ratio_problems,
     reconcile_frames,
 )
+from pipelines.quality.reconcile import mart_problems
 from tests.kpi_data import D1, PipelineRun, kpi_pipeline_run
 
 
@@ -147,3 +148,37 @@ def test_a_wrong_distinct_count_fails(run: PipelineRun, mart: str, column: str) 
     mart_frame, facts = frames(run, mart)
     problems = reconcile_frames(mart, mart_frame.with_columns(pl.col(column) - 1), facts)
     assert any(f"] {column}: mart" in p for p in problems), problems
+
+
+def test_large_amounts_that_cancel_publish_the_exact_sum_and_pass_every_check(run: PipelineRun, tmp_path) -> None:
+    """Five more orders of one day: 2e17 USD placed and refunded beside three of 20 USD, fee 5 %.
+    Their fees of 1e16 cancel and leave 3.0 USD, which polars' DOUBLE sums lose (1e16 + 1.0 is 1e16 in
+    a double): the marts' usd_sum is exact, and the checks allow for their own rounding."""
+    _, facts = frames(run, "ecommerce_by_category")
+    order = facts.filter(pl.col("log") == "orders", pl.col("order_event_type") == "placed").head(1)
+    amounts = [2e17, 20.0, -2e17, 20.0, 20.0]
+    extra = pl.concat(
+        order.with_columns(
+            pl.lit(f"cancel-{i}").alias("event_id"),
+            pl.lit("placed" if usd > 0 else "refunded").alias("order_event_type"),
+            pl.lit(abs(usd)).alias("amount_usd"),
+            pl.lit(usd * 0.05).alias("gross_revenue_usd"),
+            pl.lit(usd * 0.05).alias("net_revenue_usd"),
+            pl.lit(0.0).alias("affiliate_commission_usd"),
+        )
+        for i, usd in enumerate(amounts)
+    )
+    data = DataDir.at(tmp_path)
+    data.facts_file(D1).parent.mkdir(parents=True, exist_ok=True)
+    pl.concat([facts, extra]).write_parquet(data.facts_file(D1))
+    assert pl.concat([facts, extra])["gross_revenue_usd"].sum() != facts["gross_revenue_usd"].sum() + 3.0
+    for mart in ("revenue_by_stream", "revenue_by_region", *sorted(KPI_MARTS)):
+        build_mart_partition(data, mart, D1)
+    for mart in ("revenue_by_stream", "revenue_by_region"):
+        assert mart_problems(data, mart, D1) == [], mart
+    for mart in sorted(KPI_MARTS):
+        assert kpi_reconcile_problems(data, mart, D1) == [], mart
+    by_stream = pl.read_parquet(data.mart_file("revenue_by_stream", D1)).filter(stream="ecommerce")
+    before = pl.read_parquet(DataDir.at(run.root).mart_file("revenue_by_stream", D1)).filter(stream="ecommerce")
+    assert by_stream["gross_revenue_usd"].item() == pytest.approx(before["gross_revenue_usd"].item() + 3.0, abs=1e-9)
+    assert by_stream["event_count"].item() == before["event_count"].item() + 5

@@ -8,7 +8,8 @@ import polars as pl
 
 from pipelines.duck import connect
 from pipelines.facts.revenue import FACT_SCHEMA
-from pipelines.marts.build import USD_SUM_MACRO, mart_sql
+from pipelines.marts.build import mart_sql
+from pipelines.marts.usd_sum import install_usd_sum
 from pipelines.schemas.events import MODELS
 
 
@@ -49,7 +50,7 @@ def mart_schema(name: str) -> dg.TableSchema | None:
     con = connect()
     try:
         con.register("revenue_events", empty_facts)
-        con.execute(USD_SUM_MACRO)
+        install_usd_sum(con)
         sql = mart_sql(name).strip().rstrip(";")
         rows = con.execute(f"DESCRIBE SELECT * FROM ({sql})").fetchall()
     except duckdb.Error:

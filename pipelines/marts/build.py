@@ -1,11 +1,8 @@
 """Build one event date of a mart from its SQL file, into the lake (atomic file replace).
 
 A mart SQL file selects from ``revenue_events`` (the facts of the date being
-built) and may use ``usd_sum(x)``: an exact DECIMAL sum returned as DOUBLE, so
-a re-run gives bit-identical numbers whatever the thread scheduling. A group
-holding an event of 1e9 USD or more (legal: SPEC §2 sets no upper bound) is
-summed as DOUBLE, since a DECIMAL(38, 18) total stops at 1e20, and so is a group
-holding one of less than 1e-6 USD, which 18 decimals would round.
+built) and may use ``usd_sum(x)``: an exact sum returned as DOUBLE, so a re-run
+gives bit-identical numbers whatever the thread scheduling (``pipelines.marts.usd_sum``).
 """
 
 from __future__ import annotations
@@ -18,24 +15,10 @@ import duckdb
 
 from pipelines.duck import compute_connection, sql_path, sql_str
 from pipelines.lake import DataDir, temp_sibling
+from pipelines.marts.usd_sum import install_usd_sum, run_with_exact_fallback
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 MARTS_SQL_DIR = SQL_DIR / "marts"
-
-# Below this many USD per event, a DECIMAL(38, 18) sum cannot overflow (it would take 1e11 events in
-# one group); a group holding a larger (or non-finite) value is summed as DOUBLE instead of failing.
-EXACT_SUM_LIMIT_USD = 1e9
-# From this many USD per event (other than 0), the cast to 18 decimals changes a value by at most 5e-13 of
-# itself. A group holding a smaller one (1e-13 USD would keep 5 digits, 4e-19 none) is summed as DOUBLE:
-# SPEC §1 rounds no money before aggregation.
-EXACT_SUM_FLOOR_USD = 1e-6
-USD_SUM_MACRO = f"""CREATE OR REPLACE MACRO usd_sum(x) AS CASE
-    WHEN max(abs(x)) < {EXACT_SUM_LIMIT_USD:.0f}  -- NaN sorts above every number: DOUBLE too
-         AND coalesce(min(CASE WHEN x <> 0 THEN abs(x) END), 1) >= {EXACT_SUM_FLOOR_USD}
-    THEN CAST(sum(CAST(CASE WHEN abs(x) < {EXACT_SUM_LIMIT_USD:.0f} THEN x END AS DECIMAL(38, 18))) AS DOUBLE)
-    ELSE sum(x)
-END"""
-
 
 # The marts SPEC §5 names: without their SQL files the code location would load with no marts at all.
 CONTRACT_MARTS = ("revenue_by_stream", "revenue_by_region")
@@ -84,7 +67,7 @@ def register_facts(con: duckdb.DuckDBPyConnection, data: DataDir, event_date: dt
     facts = data.facts_file(event_date)
     if not facts.exists():
         raise FileNotFoundError(f"facts for {event_date} not built yet: {facts}")
-    con.execute(USD_SUM_MACRO)
+    install_usd_sum(con)
     con.execute(f"CREATE OR REPLACE TEMP VIEW revenue_events AS SELECT * FROM read_parquet({sql_path(facts)})")
 
 
@@ -102,7 +85,8 @@ def build_mart_partition(
     try:
         register_facts(con, data, event_date)
         sql = mart_sql(name).strip().rstrip(";")
-        written = con.execute(f"COPY ({sql}) TO {sql_str(tmp)} (FORMAT parquet, RETURN_STATS)").fetchall()
+        copy = f"COPY ({sql}) TO {sql_str(tmp)} (FORMAT parquet, RETURN_STATS)"
+        written = run_with_exact_fallback(con, lambda: con.execute(copy).fetchall())
         rows = sum(int(r[1]) for r in written)
     except BaseException:
         tmp.unlink(missing_ok=True)

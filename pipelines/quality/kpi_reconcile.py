@@ -26,6 +26,7 @@ here lets tests call it on tampered frames without a Dagster run.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ import polars as pl
 from pipelines.contract import Stream
 from pipelines.duck import DEFAULT_MEMORY_LIMIT, compute_connection, connect, sql_path
 from pipelines.lake import DataDir
-from pipelines.quality.reconcile import CENT, RELATIVE, usd_close
+from pipelines.quality.reconcile import CENT, MAGNITUDE_RELATIVE, RELATIVE, usd_close
 
 # How many problems a check reports at most: enough to diagnose, small enough for run metadata.
 MAX_PROBLEMS = 25
@@ -330,28 +331,49 @@ KPI_MARTS: dict[str, KpiMart] = {
 }
 
 
-def _differs(got: pl.Expr, want: pl.Expr, money: bool) -> pl.Expr:
+def _differs(got: pl.Expr, want: pl.Expr, money: bool, magnitude: pl.Expr | float = 0.0) -> pl.Expr:
     """Vectorised negation of ``_same``, to find the few suspect rows of a large mart."""
     got, want = got.fill_null(0), want.fill_null(0)
     if money:
-        slack = CENT + RELATIVE * pl.max_horizontal(got.abs(), want.abs())
+        slack = CENT + RELATIVE * pl.max_horizontal(got.abs(), want.abs()) + MAGNITUDE_RELATIVE * magnitude
         same = (got == want) | (got.is_nan() & want.is_nan())
         return ~same & ((got - want).abs() > slack)
     return got != want
 
 
-def _same(got: object, want: object, money: bool) -> bool:
+def _same(got: object, want: object, money: bool, magnitude: float = 0.0) -> bool:
     if money:
-        return usd_close(got, want)  # type: ignore[arg-type]
+        return usd_close(got, want, magnitude=magnitude)  # type: ignore[arg-type]
     return (got or 0) == (want or 0)
+
+
+class DayMagnitude:
+    """The sum of the magnitudes of a day's USD facts, read once and only when a comparison fails:
+    it bounds what any sum of them, or of a combination such as net revenue, loses in doubles
+    (see ``MAGNITUDE_RELATIVE``)."""
+
+    def __init__(self, facts: pl.DataFrame | pl.LazyFrame) -> None:
+        self._facts, self._value = facts, None
+
+    def __call__(self) -> float:
+        if self._value is None:
+            facts = self._facts.lazy()
+            usd = [c for c, t in facts.collect_schema().items() if t.is_float()]
+            total = facts.select(pl.sum_horizontal(pl.col(c).abs().sum() for c in usd)).collect(engine="streaming")
+            value = total.item() if usd else 0.0
+            self._value = float(value) if value is not None and math.isfinite(value) else 0.0
+        return self._value
 
 
 def _is_money(frame: pl.DataFrame, column: str) -> bool:
     return frame.schema[column].is_float()
 
 
-def overlap_problems(spec: KpiMart, mart: pl.DataFrame, facts: pl.DataFrame | pl.LazyFrame) -> list[str]:
+def overlap_problems(
+    spec: KpiMart, mart: pl.DataFrame, facts: pl.DataFrame | pl.LazyFrame, magnitude: DayMagnitude | None = None
+) -> list[str]:
     """Day totals of the mart against the core marts' totals (computed from the facts)."""
+    magnitude = magnitude or DayMagnitude(facts)
     problems = []
     # one pass over the facts for all the mart's totals (a scan per total read the day once each)
     wants = (
@@ -362,13 +384,18 @@ def overlap_problems(spec: KpiMart, mart: pl.DataFrame, facts: pl.DataFrame | pl
     )
     for overlap, want in zip(spec.overlaps, wants, strict=True):
         got = mart.select(overlap.mart_expr).item() if mart.height else 0
-        if not usd_close(float(got or 0), float(want or 0)):
+        if not usd_close(float(got or 0), float(want or 0)) and not usd_close(
+            float(got or 0), float(want or 0), magnitude=magnitude()
+        ):
             problems.append(f"{spec.name}: total {got} != {overlap.label} {want} of the facts / core marts")
     return problems
 
 
-def grain_problems(spec: KpiMart, mart: pl.DataFrame, expected: pl.DataFrame) -> list[str]:
-    """Row-by-row comparison at the mart's grain: same keys, same sums, same counts."""
+def grain_problems(
+    spec: KpiMart, mart: pl.DataFrame, expected: pl.DataFrame, magnitude: Callable[[], float] = float
+) -> list[str]:
+    """Row-by-row comparison at the mart's grain: same keys, same sums, same counts. ``magnitude``
+    gives the day's ``DayMagnitude`` when a sum differs (0 by default)."""
     keys = list(spec.keys)
     measures = [c for c in expected.columns if c not in keys]
     missing = [c for c in [*keys, *measures] if c not in mart.columns]
@@ -387,11 +414,20 @@ def grain_problems(spec: KpiMart, mart: pl.DataFrame, expected: pl.DataFrame) ->
         suffix="_facts",
     )
     # vectorised first: only the rows that differ are walked in Python (creator_earnings can be large)
-    suspect = joined.filter(
-        pl.col("_in_mart").is_null()
-        | pl.col("_in_facts").is_null()
-        | pl.any_horizontal(_differs(pl.col(m), pl.col(f"{m}_facts"), _is_money(expected, m)) for m in measures)
-    )
+
+    def suspects(day_magnitude: float) -> pl.DataFrame:
+        return joined.filter(
+            pl.col("_in_mart").is_null()
+            | pl.col("_in_facts").is_null()
+            | pl.any_horizontal(
+                _differs(pl.col(m), pl.col(f"{m}_facts"), _is_money(expected, m), day_magnitude) for m in measures
+            )
+        )
+
+    suspect = suspects(0.0)
+    day_magnitude = magnitude() if suspect.height else 0.0
+    if day_magnitude:
+        suspect = suspects(day_magnitude)
     problems = []
     for row in suspect.head(MAX_PROBLEMS).iter_rows(named=True):
         where = ", ".join(f"{k}={row[k]}" for k in keys)
@@ -402,7 +438,7 @@ def grain_problems(spec: KpiMart, mart: pl.DataFrame, expected: pl.DataFrame) ->
             problems.append(f"{spec.name} [{where}]: in the mart but not in the facts")
             continue
         for m in measures:
-            if not _same(row[m], row[f"{m}_facts"], _is_money(expected, m)):
+            if not _same(row[m], row[f"{m}_facts"], _is_money(expected, m), day_magnitude):
                 problems.append(f"{spec.name} [{where}] {m}: mart {row[m]} != facts {row[f'{m}_facts']}")
     return problems
 
@@ -411,10 +447,13 @@ def identity_problems(spec: KpiMart, mart: pl.DataFrame) -> list[str]:
     """Columns that are defined as a combination of other columns of the same row."""
     problems = []
     for column, expr in spec.identities:
-        values = mart.select(*spec.keys, pl.col(column).alias("_got"), expr.alias("_want"))
-        values = values.filter(_differs(pl.col("_got"), pl.col("_want"), money=True))
+        # the row's money columns were each rounded once from their exact sums: their magnitudes bound
+        # what a combination of them may differ by
+        row_magnitude = pl.sum_horizontal(pl.col(c).abs() for c, t in mart.schema.items() if t.is_float())
+        values = mart.select(*spec.keys, pl.col(column).alias("_got"), expr.alias("_want"), row_magnitude.alias("_mag"))
+        values = values.filter(_differs(pl.col("_got"), pl.col("_want"), money=True, magnitude=pl.col("_mag")))
         for row in values.head(MAX_PROBLEMS).iter_rows(named=True):
-            if not usd_close(row["_got"], row["_want"]):
+            if not usd_close(row["_got"], row["_want"], magnitude=row["_mag"] or 0.0):
                 where = ", ".join(f"{k}={row[k]}" for k in spec.keys)
                 problems.append(f"{spec.name} [{where}] {column}: {row['_got']} != its parts {row['_want']}")
     return problems
@@ -505,8 +544,9 @@ def reconcile_frames(
     is checked in bounded memory. ``data`` gives DuckDB the lake's spill space.
     """
     spec = KPI_MARTS[name]
-    problems = overlap_problems(spec, mart, _scan(facts))
-    problems += grain_problems(spec, mart, expected_frame(spec, facts, data))
+    magnitude = DayMagnitude(_scan(facts))
+    problems = overlap_problems(spec, mart, _scan(facts), magnitude)
+    problems += grain_problems(spec, mart, expected_frame(spec, facts, data), magnitude)
     problems += identity_problems(spec, mart)
     return problems[:MAX_PROBLEMS]
 

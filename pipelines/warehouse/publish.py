@@ -46,7 +46,8 @@ from pipelines.duck import connect, sql_glob, sql_list, sql_path, sql_str
 from pipelines.errors import CliError
 from pipelines.facts.revenue import FACT_SCHEMA
 from pipelines.lake import EVENT_DATE_FILE, DataDir, clone_file, temp_sibling
-from pipelines.marts.build import USD_SUM_MACRO, mart_names, mart_sql
+from pipelines.marts.build import mart_names, mart_sql
+from pipelines.marts.usd_sum import install_usd_sum
 from pipelines.quality.quarantine import QUARANTINE_SCHEMA
 from pipelines.warehouse.comments import apply_comments
 from pipelines.warehouse.snapshot import (
@@ -130,7 +131,7 @@ def lake_files(base: Path) -> list[LakeFile]:
 
 def _create_empty_mart(con: duckdb.DuckDBPyConnection, name: str) -> None:
     empty_facts = pl.DataFrame(schema=FACT_SCHEMA)  # noqa: F841 (read by DuckDB's replacement scan)
-    con.execute(USD_SUM_MACRO)
+    install_usd_sum(con)
     con.execute("CREATE OR REPLACE TEMP VIEW revenue_events AS SELECT * FROM empty_facts")
     sql = mart_sql(name).strip().rstrip(";")
     con.execute(f"CREATE TABLE marts.{name} AS SELECT * FROM ({sql}) LIMIT 0")

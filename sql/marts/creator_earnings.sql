@@ -2,7 +2,7 @@
 -- grain: one row per (event_date, creator_id) with at least one earning event: a gift received,
 --   a creator-fund payout, or an order event carrying them as affiliate_creator_id
 -- source: revenue_events WHERE creator_id IS NOT NULL AND log IN ('gifts', 'fund_payouts', 'orders')
--- measures (USD, exact decimal sums; DOUBLE sums for a row holding an event of 1e9 USD or more, or below 1e-6 USD):
+-- measures (USD, exact sums, usd_sum):
 --   gift_payouts_usd           gifts.coins * creator_usd_per_coin (gifts creator_payouts_usd)
 --   fund_payouts_usd           creator-fund payouts (fund_payouts creator_payouts_usd)
 --   affiliate_commissions_usd  commissions on orders they promoted, paid by the seller; negative on a
