@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -96,8 +97,11 @@ class Reference:
         return hashlib.sha256(f"{self._shared_digest}\n{fx}".encode()).hexdigest()[:16]
 
 
+_QUOTED_OR_LONE_CR = re.compile(rb'("(?:[^"]|"")*"?)|\r(?!\n)')
+
+
 def _csv_bytes(path: Path) -> tuple[bytes, bool]:
-    """The file as UTF-8 with LF line ends, and whether bytes that are not UTF-8 were replaced (U+FFFD).
+    """The file as UTF-8 with no lone CR line ends, and whether bytes that are not UTF-8 were replaced (U+FFFD).
 
     A line ends at LF, CRLF or a lone CR, as in the raw logs: Excel for Mac's "CSV (Macintosh)" ends
     lines with CR, which polars would read as one header line and no rows."""
@@ -110,8 +114,8 @@ def _csv_bytes(path: Path) -> tuple[bytes, bool]:
         lossy = False
     except UnicodeDecodeError:
         data, lossy = data.decode("utf-8", errors="replace").encode("utf-8"), True
-    if b"\r" in data:
-        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if b"\r" in data:  # a lone CR outside quotes ends a line; CRLF polars reads, and quoted values keep theirs
+        data = _QUOTED_OR_LONE_CR.sub(lambda m: m.group(1) or b"\n", data)
     return data, lossy
 
 

@@ -182,3 +182,27 @@ def test_large_amounts_that_cancel_publish_the_exact_sum_and_pass_every_check(ru
     before = pl.read_parquet(DataDir.at(run.root).mart_file("revenue_by_stream", D1)).filter(stream="ecommerce")
     assert by_stream["gross_revenue_usd"].item() == pytest.approx(before["gross_revenue_usd"].item() + 3.0, abs=1e-9)
     assert by_stream["event_count"].item() == before["event_count"].item() + 5
+    # the checks still see a cent on such a day, beside the groups holding the large amounts
+    whole = pl.read_parquet(data.mart_file("revenue_by_stream", D1))
+    whole.with_columns(
+        pl.when(pl.col("stream") == "ecommerce").then(pl.col("gross_revenue_usd") + 0.01).otherwise("gross_revenue_usd")
+    ).write_parquet(data.mart_file("revenue_by_stream", D1))
+    assert any("gross_revenue_usd" in p for p in mart_problems(data, "revenue_by_stream", D1))
+    creators = pl.read_parquet(data.mart_file("creator_earnings", D1))
+    one = creators.get_column("creator_id")[0]
+    tampered = creators.with_columns(
+        pl.when(pl.col("creator_id") == one).then(pl.col(c) + 0.01).otherwise(pl.col(c)).alias(c)
+        for c in ("fund_payouts_usd", "total_earnings_usd")
+    )
+    problems = reconcile_frames("creator_earnings", tampered, data.facts_file(D1))
+    assert any(f"creator_id={one}] fund_payouts_usd" in p for p in problems), problems
+
+
+def test_amounts_in_local_currency_do_not_loosen_the_checks(run: PipelineRun) -> None:
+    """Only USD columns bound a sum's rounding: a day of 2.5 million VND orders (100 USD) still fails
+    on a cent."""
+    mart, facts = frames(run, "gifts_by_region")
+    facts = facts.with_columns(pl.lit(2_500_000.0).alias("amount_local"))
+    tampered = mart.with_columns(pl.col("coin_gross_usd") + 0.01, pl.col("net_revenue_usd") + 0.01)
+    problems = reconcile_frames("gifts_by_region", tampered, facts)
+    assert any("coin_gross_usd" in p for p in problems), problems

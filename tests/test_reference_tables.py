@@ -194,3 +194,12 @@ def test_a_folder_in_place_of_a_table_fails_the_load_naming_it(ref_dir: Path) ->
     (ref_dir / "store_fees.csv").mkdir()
     with pytest.raises(ReferenceError, match=r"cannot read .*store_fees\.csv"):
         load_reference(DataDir.at(ref_dir.parent))
+
+
+def test_line_breaks_inside_quoted_values_are_kept(ref_dir: Path) -> None:
+    """A quoted value keeps its CR, CRLF or LF, as Python's csv module reads it, whatever the line ends."""
+    for end in (b"\n", b"\r\n", b"\r"):
+        body = b"category,referral_fee_rate" + end + b'"home\r\ngarden",0.1' + end + b'"a\rb",0.2' + end + b'"c\nd",0.3'
+        (ref_dir / "shop_categories.csv").write_bytes(body + end)
+        ref = load_reference(DataDir.at(ref_dir.parent))
+        assert sorted(ref.shop_categories.get_column("category").to_list()) == ["a\rb", "c\nd", "home\r\ngarden"], end

@@ -26,7 +26,6 @@ here lets tests call it on tampered frames without a Dagster run.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -347,33 +346,19 @@ def _same(got: object, want: object, money: bool, magnitude: float = 0.0) -> boo
     return (got or 0) == (want or 0)
 
 
-class DayMagnitude:
-    """The sum of the magnitudes of a day's USD facts, read once and only when a comparison fails:
-    it bounds what any sum of them, or of a combination such as net revenue, loses in doubles
-    (see ``MAGNITUDE_RELATIVE``)."""
-
-    def __init__(self, facts: pl.DataFrame | pl.LazyFrame) -> None:
-        self._facts, self._value = facts, None
-
-    def __call__(self) -> float:
-        if self._value is None:
-            facts = self._facts.lazy()
-            usd = [c for c, t in facts.collect_schema().items() if t.is_float()]
-            total = facts.select(pl.sum_horizontal(pl.col(c).abs().sum() for c in usd)).collect(engine="streaming")
-            value = total.item() if usd else 0.0
-            self._value = float(value) if value is not None and math.isfinite(value) else 0.0
-        return self._value
-
-
 def _is_money(frame: pl.DataFrame, column: str) -> bool:
     return frame.schema[column].is_float()
 
 
-def overlap_problems(
-    spec: KpiMart, mart: pl.DataFrame, facts: pl.DataFrame | pl.LazyFrame, magnitude: DayMagnitude | None = None
-) -> list[str]:
+def usd_magnitudes(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """``frame`` with every USD column (``*_usd``) made positive: a sum over it is the sum of the
+    magnitudes the same sum over ``frame`` adds up, which bounds what that sum loses in doubles (see
+    ``MAGNITUDE_RELATIVE``). Every expected measure and overlap is a sum of one such column."""
+    return frame.with_columns(pl.col(c).abs() for c in frame.collect_schema().names() if c.endswith("_usd"))
+
+
+def overlap_problems(spec: KpiMart, mart: pl.DataFrame, facts: pl.DataFrame | pl.LazyFrame) -> list[str]:
     """Day totals of the mart against the core marts' totals (computed from the facts)."""
-    magnitude = magnitude or DayMagnitude(facts)
     problems = []
     # one pass over the facts for all the mart's totals (a scan per total read the day once each)
     wants = (
@@ -382,20 +367,35 @@ def overlap_problems(
         .collect(engine="streaming")
         .row(0)
     )
-    for overlap, want in zip(spec.overlaps, wants, strict=True):
-        got = mart.select(overlap.mart_expr).item() if mart.height else 0
-        if not usd_close(float(got or 0), float(want or 0)) and not usd_close(
-            float(got or 0), float(want or 0), magnitude=magnitude()
-        ):
+    magnitudes: list[float] | None = None  # of both sides, read only when a total differs
+    for i, (overlap, want) in enumerate(zip(spec.overlaps, wants, strict=True)):
+        got = float(mart.select(overlap.mart_expr).item() or 0) if mart.height else 0.0
+        if usd_close(got, float(want or 0)):
+            continue
+        if magnitudes is None:
+            of_facts = usd_magnitudes(facts.lazy()).select(
+                o.facts_expr.alias(f"_{j}") for j, o in enumerate(spec.overlaps)
+            )
+            of_mart = usd_magnitudes(mart.lazy()).select(
+                o.mart_expr.alias(f"_{j}") for j, o in enumerate(spec.overlaps)
+            )
+            magnitudes = [
+                max(float(f or 0), float(m or 0))
+                for f, m in zip(of_facts.collect(engine="streaming").row(0), of_mart.collect().row(0), strict=True)
+            ]
+        if not usd_close(got, float(want or 0), magnitude=magnitudes[i]):
             problems.append(f"{spec.name}: total {got} != {overlap.label} {want} of the facts / core marts")
     return problems
 
 
 def grain_problems(
-    spec: KpiMart, mart: pl.DataFrame, expected: pl.DataFrame, magnitude: Callable[[], float] = float
+    spec: KpiMart,
+    mart: pl.DataFrame,
+    expected: pl.DataFrame,
+    magnitudes: Callable[[], pl.DataFrame] | None = None,
 ) -> list[str]:
-    """Row-by-row comparison at the mart's grain: same keys, same sums, same counts. ``magnitude``
-    gives the day's ``DayMagnitude`` when a sum differs (0 by default)."""
+    """Row-by-row comparison at the mart's grain: same keys, same sums, same counts. ``magnitudes``
+    gives, when a sum differs, each expected sum's magnitudes at the same grain (``usd_magnitudes``)."""
     keys = list(spec.keys)
     measures = [c for c in expected.columns if c not in keys]
     missing = [c for c in [*keys, *measures] if c not in mart.columns]
@@ -415,19 +415,21 @@ def grain_problems(
     )
     # vectorised first: only the rows that differ are walked in Python (creator_earnings can be large)
 
-    def suspects(day_magnitude: float) -> pl.DataFrame:
-        return joined.filter(
+    def suspects(frame: pl.DataFrame, magnitude: Callable[[str], pl.Expr | float]) -> pl.DataFrame:
+        return frame.filter(
             pl.col("_in_mart").is_null()
             | pl.col("_in_facts").is_null()
             | pl.any_horizontal(
-                _differs(pl.col(m), pl.col(f"{m}_facts"), _is_money(expected, m), day_magnitude) for m in measures
+                _differs(pl.col(m), pl.col(f"{m}_facts"), _is_money(expected, m), magnitude(m)) for m in measures
             )
         )
 
-    suspect = suspects(0.0)
-    day_magnitude = magnitude() if suspect.height else 0.0
-    if day_magnitude:
-        suspect = suspects(day_magnitude)
+    suspect = suspects(joined, lambda m: 0.0)
+    money = [m for m in measures if _is_money(expected, m)]
+    if suspect.height and magnitudes is not None and money:
+        of_sums = magnitudes().select(*keys, *(pl.col(m).alias(f"{m}_magnitude") for m in money))
+        suspect = suspect.join(of_sums, on=keys, how="left", nulls_equal=True)
+        suspect = suspects(suspect, lambda m: pl.col(f"{m}_magnitude").fill_null(0.0) if m in money else 0.0)
     problems = []
     for row in suspect.head(MAX_PROBLEMS).iter_rows(named=True):
         where = ", ".join(f"{k}={row[k]}" for k in keys)
@@ -438,7 +440,7 @@ def grain_problems(
             problems.append(f"{spec.name} [{where}]: in the mart but not in the facts")
             continue
         for m in measures:
-            if not _same(row[m], row[f"{m}_facts"], _is_money(expected, m), day_magnitude):
+            if not _same(row[m], row[f"{m}_facts"], _is_money(expected, m), row.get(f"{m}_magnitude") or 0.0):
                 problems.append(f"{spec.name} [{where}] {m}: mart {row[m]} != facts {row[f'{m}_facts']}")
     return problems
 
@@ -449,7 +451,7 @@ def identity_problems(spec: KpiMart, mart: pl.DataFrame) -> list[str]:
     for column, expr in spec.identities:
         # the row's money columns were each rounded once from their exact sums: their magnitudes bound
         # what a combination of them may differ by
-        row_magnitude = pl.sum_horizontal(pl.col(c).abs() for c, t in mart.schema.items() if t.is_float())
+        row_magnitude = pl.sum_horizontal(pl.col(c).abs() for c in mart.columns if c.endswith("_usd"))
         values = mart.select(*spec.keys, pl.col(column).alias("_got"), expr.alias("_want"), row_magnitude.alias("_mag"))
         values = values.filter(_differs(pl.col("_got"), pl.col("_want"), money=True, magnitude=pl.col("_mag")))
         for row in values.head(MAX_PROBLEMS).iter_rows(named=True):
@@ -544,9 +546,12 @@ def reconcile_frames(
     is checked in bounded memory. ``data`` gives DuckDB the lake's spill space.
     """
     spec = KPI_MARTS[name]
-    magnitude = DayMagnitude(_scan(facts))
-    problems = overlap_problems(spec, mart, _scan(facts), magnitude)
-    problems += grain_problems(spec, mart, expected_frame(spec, facts, data), magnitude)
+    problems = overlap_problems(spec, mart, _scan(facts))
+
+    def magnitudes() -> pl.DataFrame:
+        return spec.expected(usd_magnitudes(_scan(facts))).collect(engine="streaming")
+
+    problems += grain_problems(spec, mart, expected_frame(spec, facts, data), magnitudes)
     problems += identity_problems(spec, mart)
     return problems[:MAX_PROBLEMS]
 

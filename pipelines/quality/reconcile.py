@@ -15,10 +15,11 @@ import duckdb
 import polars as pl
 
 from pipelines.contract import LOGS
-from pipelines.duck import connect, read_lines_sql, union_of_scans
+from pipelines.duck import compute_connection, connect, read_lines_sql, sql_path, union_of_scans
 from pipelines.lake import DataDir, temp_sibling
 from pipelines.landing.gzip_repair import read_with_gzip_repair
 from pipelines.landing.land import landing_files_for_event_date, raw_files
+from pipelines.marts.usd_sum import run_with_exact_fallback
 
 CENT = 0.005  # half a cent: sums that round to the same cent agree
 # Relative slack on top of CENT, so totals in the millions (or a legal 1e20, summed as DOUBLE in
@@ -26,11 +27,12 @@ CENT = 0.005  # half a cent: sums that round to the same cent agree
 RELATIVE = 1e-9
 
 
-# A sum of doubles is off by up to about n·2^-53 of the sum of its values' magnitudes, not of its result:
-# where large values cancel (orders of 1e17 USD placed and refunded beside one of 10 USD) the checks'
-# polars sums can be dollars off while the marts' usd_sum is exact. They are trusted to this much of
-# the magnitudes summed (1e-5 USD for a day whose values add up to 1e7 USD in absolute terms).
-MAGNITUDE_RELATIVE = 1e-12
+# A sum of doubles is off by up to about log2(n)·2^-53 of the sum of its values' magnitudes, not of its
+# result: where large values cancel (orders of 1e17 USD placed and refunded beside one of 10 USD) a
+# polars sum of one group can be dollars off while the marts' usd_sum is exact. A recomputation in
+# doubles is trusted to this much (about 900·2^-53) of the magnitudes its group summed: 1e-6 USD for a
+# group whose values add up to 1e7 USD in absolute terms, 4,000 USD for one holding 4e16.
+MAGNITUDE_RELATIVE = 1e-13
 
 
 def usd_close(got: float | None, want: float | None, tolerance: float = CENT, magnitude: float = 0.0) -> bool:
@@ -137,26 +139,35 @@ def facts_problems(data: DataDir, event_date: dt.date) -> list[str]:
 MEASURES = ("gross_revenue_usd", "platform_fees_usd", "creator_payouts_usd", "net_revenue_usd")
 
 
+def _usd_totals(con: duckdb.DuckDBPyConnection, source: str, count: str) -> dict[str, float | int | None]:
+    """Each measure's exact total (``usd_sum``) and the sum of its magnitudes, and the event count."""
+    columns = ", ".join(f'usd_sum("{m}") AS "{m}", sum(abs("{m}")) AS "|{m}|"' for m in MEASURES)
+    query = f"SELECT {columns}, {count} AS event_count FROM {source}"
+    row = run_with_exact_fallback(con, lambda: con.execute(query).fetchone())
+    names = [f for m in MEASURES for f in (m, f"|{m}|")] + ["event_count"]
+    return dict(zip(names, row, strict=True))
+
+
 def mart_problems(data: DataDir, mart: str, event_date: dt.date) -> list[str]:
     """A revenue mart's measures and event_count sum to the facts' totals, to the cent (or to
-    RELATIVE of a total too large for that); event_count exactly."""
+    RELATIVE of a total too large for that); event_count exactly.
+
+    Both totals are exact sums (``usd_sum``), so only the rounding of each mart row to a double may
+    part them, by at most MAGNITUDE_RELATIVE of the rows' magnitudes: a day where orders of 1e17 USD
+    cancel is checked to the cent like any other."""
     facts, mart_file = data.facts_file(event_date), data.mart_file(mart, event_date)
     if not mart_file.exists():
         return [f"{mart} {event_date} missing"]
-    exprs = [pl.col(m).sum() for m in MEASURES] + [pl.col(m).abs().sum().alias(f"|{m}|") for m in MEASURES]
-    want = (
-        pl.scan_parquet(facts, glob=False)
-        .select(*exprs, pl.len().alias("event_count"))
-        .collect(engine="streaming")  # a large day's facts never load whole
-        .row(0, named=True)
-    )
-    got = (
-        pl.scan_parquet(mart_file, glob=False).select(*exprs, pl.col("event_count").sum()).collect().row(0, named=True)
-    )
+    con = compute_connection(data)
+    try:
+        want = _usd_totals(con, f"read_parquet({sql_path(facts)})", "count(*)")
+        got = _usd_totals(con, f"read_parquet({sql_path(mart_file)})", "sum(event_count)")
+    finally:
+        con.close()
     problems = [
         f"{mart} {event_date} {m}: mart {got[m]} != facts {want[m]}"
         for m in MEASURES
-        if not usd_close(got[m], want[m], magnitude=max(got[f"|{m}|"] or 0.0, want[f"|{m}|"] or 0.0))
+        if not usd_close(got[m], want[m], magnitude=float(got[f"|{m}|"] or 0.0))  # type: ignore[arg-type]
     ]
     if (got["event_count"] or 0) != want["event_count"]:
         problems.append(f"{mart} {event_date} event_count: mart {got['event_count']} != facts {want['event_count']}")
