@@ -54,37 +54,68 @@ def reason_for(message: str, path: Path) -> str:
     return message.splitlines()[0].removeprefix("IO Error: ").split(f": {path.as_posix()}")[0]
 
 
-def first_refused(files: list[Path]) -> Path | None:
-    """The first of ``files`` DuckDB's line reader refuses, read one by one: DuckDB's error for zero
-    padding after a gzip stream does not name its file."""
+# Header flags DuckDB's reader refuses (RFC 1952 §2.3.1): FTEXT, FHCRC, FCOMMENT.
+_REFUSED_FLAGS = 0x01 | 0x02 | 0x10
+
+
+def header_refused(path: Path) -> bool:
+    """The file's first gzip header carries a flag DuckDB's reader refuses (read from its first 4 bytes)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return len(head) == 4 and head[:2] == b"\x1f\x8b" and bool(head[3] & _REFUSED_FLAGS)
+
+
+def refused_files(files: list[Path]) -> dict[Path, str]:
+    """Every one of ``files`` DuckDB's line reader refuses, with its reason, each read alone once: DuckDB's
+    error for zero padding after a gzip stream does not name its file."""
+    refused: dict[Path, str] = {}
     with connect() as con:
         for path in files:
             try:
                 con.execute(f"SELECT count(*) FROM ({read_lines_sql(sql_path(path))})").fetchall()
-            except duckdb.IOException:
-                return path
-    return None
+            except duckdb.IOException as exc:
+                refused[path] = reason_for(str(exc), path)
+    return refused
 
 
 def read_with_gzip_repair(files: list[Path], scratch: Path, read: Callable[[list[Path]], T]) -> T:
-    """``read(files)``; when DuckDB refuses one of the ``.gz`` files, ``read`` again with that file
-    rewritten under ``scratch`` (see the module docstring). ``read`` must start afresh on each call.
-    DuckDB's error stands when the file is not a ``.gz``; when Python cannot read it either, the error
-    gives both readers' reasons and names the file (DuckDB's own message may not)."""
+    """``read(files)``; when DuckDB refuses ``.gz`` files, ``read`` again with them rewritten under
+    ``scratch`` (see the module docstring). ``read`` must start afresh on each call.
+
+    Every refused file of a kind is found at its first refusal, not one per read: the one DuckDB names
+    and those whose header it would refuse, or, for a refusal of the stream itself (zero padding, whose
+    error may name no file), every ``.gz`` it cannot read alone. So a day of many such files is read two
+    or three times, not once per file. DuckDB's error stands when the file is not a ``.gz``; when Python
+    cannot read it either, the error gives both readers' reasons and names the file (DuckDB's own
+    message may not)."""
     current = list(files)
     repaired: set[Path] = set()
     while True:
         try:
             return read(current)
         except duckdb.IOException as exc:
+            pending = [p for p in current if p.name.endswith(".gz") and p not in repaired]
             named = file_named_in(str(exc), current)
-            bad = named or first_refused([p for p in current if p.name.endswith(".gz") and p not in repaired])
-            if bad is None or bad in repaired or not bad.name.endswith(".gz"):
-                raise
-            copy = scratch / f"gzip-{len(repaired)}" / bad.name
-            refused = rewrite_gzip(bad, copy)
-            if refused is not None:
-                reason = reason_for(str(exc), bad)
-                raise duckdb.IOException(f"{reason}; Python's gzip: {refused}: {bad.as_posix()}") from exc
-            current[current.index(bad)] = copy
-            repaired.add(copy)
+            if named is not None:
+                if named in repaired or not named.name.endswith(".gz"):
+                    raise
+                refused = {named: reason_for(str(exc), named)}
+                others = [p for p in pending if p != named]
+                if "Unsupported GZIP archive" in refused[named]:  # a header flag: the others' headers tell
+                    refused |= {p: refused[named] for p in others if header_refused(p)}
+                else:  # zero padding or garbage after the stream: only reading tells
+                    refused |= refused_files(others)
+            else:
+                refused = refused_files(pending)
+                if not refused:
+                    raise
+            for bad, reason in refused.items():
+                copy = scratch / f"gzip-{len(repaired)}" / bad.name
+                python_refuses = rewrite_gzip(bad, copy)
+                if python_refuses is not None:
+                    raise duckdb.IOException(f"{reason}; Python's gzip: {python_refuses}: {bad.as_posix()}") from exc
+                current[current.index(bad)] = copy
+                repaired.add(copy)
