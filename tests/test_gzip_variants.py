@@ -135,7 +135,8 @@ def test_a_refused_file_python_cannot_read_either_gives_both_reasons(data: DataD
 
 def test_many_refused_files_are_repaired_in_one_retry(data: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:
     """Forty refused files (twenty with a comment header, twenty with zero padding) are all found at the
-    first refusal: the day is read three times, not once per file (it was read 41 times; 200 such files took 5 minutes to land)."""
+    first refusal: the day is read three times, not once per file (it was read 41 times; 200 such files
+    took 5 minutes to land)."""
     partition = data.raw_partition("impressions", DAY)
     for i in range(20):
         (partition / f"c{i:02d}.jsonl.gz").write_bytes(member(lines(f"c{i}", 2), FCOMMENT, b"go\x00"))

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -90,8 +91,8 @@ class LandingStats:
 
 
 class RawFileError(Exception):
-    """A raw file cannot be read at all (not gzip, a truncated gzip stream): its lines cannot be
-    counted, so they can be neither accepted nor quarantined, and the day does not land."""
+    """A raw file cannot be read at all (not gzip, a truncated gzip stream), or not within memory: its
+    lines cannot be counted, so they can be neither accepted nor quarantined, and the day does not land."""
 
     def __init__(self, message: str, path: Path) -> None:
         super().__init__(message, path)  # both in args: the error pickles (process executors)
@@ -162,6 +163,41 @@ def _write_manifest(data: DataDir, stats: LandingStats) -> None:
     os.replace(tmp, path)
 
 
+def retry_memory_limit() -> str:
+    """DuckDB's memory limit for a landing that ran out of memory: half the machine's memory (at least
+    the usual limit), or ``REVWH_LANDING_RETRY_MEMORY_LIMIT``."""
+    if limit := os.environ.get("REVWH_LANDING_RETRY_MEMORY_LIMIT"):
+        return limit
+    half = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2 // 2**20
+    return f"{max(half, 2048)}MB"
+
+
+def _copy_with_more_memory(
+    data: DataDir, log: str, arrival: dt.date, files: list[Path], copy_on: Callable[[duckdb.DuckDBPyConnection], None]
+) -> None:
+    """Land the day again on a connection of its own with a larger memory limit.
+
+    DuckDB reads 2,048 lines at a time and its reservations for them count against the limit: a few
+    hundred megabytes of lines of megabytes each in a row (an event with a large extra member) exceed
+    the usual 2 GB while the process holds under 1 GB (20 lines of 10 MB: 1.5 GiB of RSS once allowed
+    8 GB). When even that is not enough, the day fails with one line, like an unreadable file."""
+    limit = retry_memory_limit()
+    with compute_connection(data) as con:
+        con.execute(f"SET memory_limit = '{limit}'")
+        _ensure_udfs(con)
+        try:
+            copy_on(con)
+        except duckdb.OutOfMemoryException as exc:
+            largest = max(files, key=lambda p: p.stat().st_size)
+            raise RawFileError(
+                f"landing/{log} dt={arrival}: DuckDB ran out of memory reading the day's raw lines, also with a "
+                f"limit of {limit} ({str(exc).splitlines()[0]}); lines of megabytes one after another are read "
+                "2,048 at a time. The day's previous landing, if any, is kept. Set "
+                "REVWH_LANDING_RETRY_MEMORY_LIMIT higher, or have the producer drop such members, then re-run the day.",
+                largest,
+            ) from None
+
+
 def _readable(files: list[Path]) -> list[Path]:
     """Drop empty files (DuckDB's reader refuses them; they hold no lines anyway)."""
     return [p for p in files if p.stat().st_size > 0]
@@ -212,14 +248,20 @@ def land_partition(
             own = con is None
             con = compute_connection(data) if own else con
 
-            def copy(files: list[Path]) -> None:
-                for folder in (work / "split", accepted_dir):  # a read DuckDB refused may have begun writing
-                    shutil.rmtree(folder, ignore_errors=True)
-                accepted_dir.mkdir()
-                _copy_partition(con, log, arrival, files, work, accepted_dir, new_quarantine, stats)
+            def copy_on(connection: duckdb.DuckDBPyConnection) -> None:
+                def copy(files: list[Path]) -> None:
+                    for folder in (work / "split", accepted_dir):  # a read DuckDB refused may have begun writing
+                        shutil.rmtree(folder, ignore_errors=True)
+                    accepted_dir.mkdir()
+                    _copy_partition(connection, log, arrival, files, work, accepted_dir, new_quarantine, stats)
+
+                read_with_gzip_repair(readable, work / "repaired", copy)
 
             try:
-                read_with_gzip_repair(readable, work / "repaired", copy)
+                try:
+                    copy_on(con)
+                except duckdb.OutOfMemoryException:
+                    _copy_with_more_memory(data, log, arrival, readable, copy_on)
                 write_id_index(con, sorted(accepted_dir.glob("*/*.parquet")), accepted_dir / INDEX_FILE)
             except duckdb.IOException as exc:
                 bad = file_named_in(str(exc), readable)
