@@ -104,6 +104,10 @@ LINE_SEPARATOR = "\x1f\x1e"
 # reader's reject table and is quarantined as malformed. The buffer matches it, which keeps the
 # reader's memory as it is by default (~200 MB for a 700 MB file).
 MAX_LINE_BYTES = 32 << 20
+# At most this many rejected lines of a file are kept in DuckDB's reject table, which lives in memory and
+# ignores the memory limit (a file in another encoding put every line there: 1.6 GiB a million lines). A
+# file that reaches it is read again by Python, streaming (pipelines.landing.undecodable).
+REJECTS_PER_FILE = 1000
 
 
 def read_lines_sql(files_sql: str, *, filename: bool = False) -> str:
@@ -114,7 +118,8 @@ def read_lines_sql(files_sql: str, *, filename: bool = False) -> str:
     FROM read_csv({files_sql}, columns = {{'raw': 'VARCHAR', 'rest': 'VARCHAR'}}, header = false,
                   delim = '{LINE_SEPARATOR}', quote = '', escape = '', nullstr = '\n', auto_detect = false,
                   filename = {str(filename).lower()}, comment = '', strict_mode = false, null_padding = true,
-                  store_rejects = true, max_line_size = {MAX_LINE_BYTES}, buffer_size = {MAX_LINE_BYTES},
+                  store_rejects = true, rejects_limit = {REJECTS_PER_FILE},
+                  max_line_size = {MAX_LINE_BYTES}, buffer_size = {MAX_LINE_BYTES},
                   new_line = '\\n')"""
 
 

@@ -109,14 +109,26 @@ def test_a_file_of_valid_utf8_has_no_undecodable_lines(tmp_path: Path) -> None:
     assert undecodable_lines(path) == []
 
 
-def test_a_file_with_too_many_undecodable_lines_keeps_the_readers_text(
-    data: DataDir, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_a_file_with_many_undecodable_lines_is_read_again_in_batches(
+    data: DataDir, monkeypatch: pytest.MonkeyPatch, gz: bool
 ) -> None:
-    """A file in another encoding would hold all its lines in memory: past MAX_REREAD_LINES it is not
-    read again."""
-    (_folder(data) / "a.jsonl").write_bytes(GOOD + b"\n" + LATIN1 + b"\n" + b"zz\xff\n")
-    monkeypatch.setattr(land_module, "MAX_REREAD_LINES", 1)
-    monkeypatch.setattr(land_module, "undecodable_lines", lambda path: pytest.fail("read again"))
+    """A file in another encoding has a bad byte on every line. DuckDB keeps REJECTS_PER_FILE of them in
+    its reject table, which lives in memory (1.6 GiB a million lines); past that, the file's undecodable
+    lines come from Python's re-read alone, written out in batches, and the landing check counts them
+    the same way (here the limit is 2 and the batches 2 lines)."""
+    body = GOOD + b"\n" + b"\n".join(LATIN1.replace(b"x", b"x%d" % i) for i in range(5)) + b"\nzz\xff\n"
+    (_folder(data) / ("a.jsonl.gz" if gz else "a.jsonl")).write_bytes(gzip.compress(body) if gz else body)
+    monkeypatch.setattr("pipelines.duck.REJECTS_PER_FILE", 2)
+    monkeypatch.setattr("pipelines.landing.land.REJECTS_PER_FILE", 2)
+    monkeypatch.setattr("pipelines.quality.reconcile.REJECTS_PER_FILE", 2)
+    batches = undecodable.undecodable_batches
+    monkeypatch.setattr(land_module, "undecodable_batches", lambda path: batches(path, batch_lines=2))
+    monkeypatch.setattr(land_module, "undecodable_lines", lambda path: pytest.fail("read whole"))
     stats = land_partition(data, "impressions", DAY)
-    assert (stats.landed, stats.accepted, stats.by_reason) == (3, 1, {"malformed": 2})
-    assert all("?" in raw for _src, _reason, raw in _quarantine(data))
+    assert (stats.landed, stats.accepted, stats.by_reason) == (7, 1, {"malformed": 6})
+    raws = [raw for _src, _reason, raw in _quarantine(data)]
+    assert sorted(raws) == sorted(
+        [f'{{"event_id":"x{i}\ufffdabc","event_time":"2025"}}' for i in range(5)] + ["zz\ufffd"]
+    )
+    assert count_raw_lines(data, "impressions", DAY) == 7

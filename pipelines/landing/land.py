@@ -30,12 +30,12 @@ import duckdb
 import polars as pl
 
 from pipelines.contract import MAX_LATENESS_DAYS, Reason
-from pipelines.duck import compute_connection, sql_list, sql_path, sql_str
+from pipelines.duck import REJECTS_PER_FILE, compute_connection, sql_list, sql_path, sql_str
 from pipelines.lake import DataDir, replace_dir, temp_sibling
 from pipelines.landing.gzip_repair import file_named_in, read_with_gzip_repair, reason_for
 from pipelines.landing.id_index import INDEX_FILE, write_id_index
 from pipelines.landing.rules_sql import bucket_expr, landing_select, register_udfs
-from pipelines.landing.undecodable import undecodable_lines
+from pipelines.landing.undecodable import undecodable_batches, undecodable_lines
 from pipelines.parallel import thread_map
 from pipelines.quality.quarantine import QUARANTINE_COLUMNS_SQL, write_empty_quarantine
 
@@ -49,8 +49,6 @@ BUCKET_FILE = re.compile(r"bucket-(\d+)-\d+\.parquet")
 # Rows per Parquet row group of landing files: bounds DuckDB's buffer per open partition.
 LANDING_ROW_GROUP_SIZE = 65_536
 PARTITION_FLUSH_ROWS = 16_384
-# A file with more undecodable lines than this keeps DuckDB's text for them (see _unreadable_lines_sql).
-MAX_REREAD_LINES = 100_000
 # A day with this many bytes of raw files lands alone rather than beside another day. Measured on 2
 # cores: five days of 2.65M impressions (680 MB each) took 41.7 s (79 CPU s) one at a time against
 # 50.9 s (100 CPU s) two at a time; 134 MB days tie (10.1-10.5 s either way); 23 MB days land in
@@ -371,7 +369,7 @@ def _copy_partition(
         index = path.stem.rsplit("_", 1)[-1]
         os.replace(path, target / f"bucket-{bucket:03d}-{index}.parquet")
     stats.by_event_date = dict(sorted(by_event_date.items()))
-    unreadable = _unreadable_lines_sql(con, arrival, files)
+    unreadable = _unreadable_lines_sql(con, arrival, files, work)
     sources = [f"SELECT * FROM read_parquet({sql_list(rejected_files)})"] if rejected_files else []
     sources += [unreadable] if unreadable else []
     if sources:
@@ -391,14 +389,18 @@ def _copy_partition(
     stats.landed = stats.accepted + stats.quarantined
 
 
-def _unreadable_lines_sql(con: duckdb.DuckDBPyConnection, arrival: dt.date, files: list[Path]) -> str | None:
+def _unreadable_lines_sql(
+    con: duckdb.DuckDBPyConnection, arrival: dt.date, files: list[Path], work: Path
+) -> str | None:
     """Lines DuckDB's reader could not read as text (invalid UTF-8, over-long lines): malformed.
 
     They are kept in the reader's reject table (``store_rejects``) instead of failing the whole
     partition. Their text there is mangled (see :mod:`pipelines.landing.undecodable`), so a file whose
     rejects are all undecodable lines is read again for their own bytes. It keeps the reader's text if
-    that finds another number of such lines than the reader did (the counts must balance), or if it has
-    more than MAX_REREAD_LINES of them (a file in another encoding: its lines would all be held in memory).
+    that finds another number of such lines than the reader did (the counts must balance). The reader
+    keeps at most ``REJECTS_PER_FILE`` of a file's lines (its table lives in memory); a file that
+    reaches that (a file in another encoding) takes its undecodable lines from the re-read alone, which
+    writes them to ``work`` in batches, so they are never all in memory.
     """
     rejects = """reject_errors e JOIN reject_scans s ON e.scan_id = s.scan_id AND e.file_id = s.file_id"""
     try:
@@ -413,20 +415,20 @@ def _unreadable_lines_sql(con: duckdb.DuckDBPyConnection, arrival: dt.date, file
         return None
     by_name = {p.name: p for p in files}
     texts: dict[str, list[str]] = {}
+    batch_files: dict[str, list[Path]] = {}
     for name, count, encoding_only in per_file:
-        if (
-            encoding_only
-            and count <= MAX_REREAD_LINES
-            and name in by_name
-            and len(lines := undecodable_lines(by_name[name])) == count
-        ):
+        if not encoding_only or name not in by_name:
+            continue
+        if count >= REJECTS_PER_FILE:
+            batch_files[name] = _write_undecodable_batches(by_name[name], work / f"undecodable-{len(batch_files)}")
+        elif len(lines := undecodable_lines(by_name[name])) == count:
             texts[name] = lines
     columns = f"NULL::VARCHAR AS event_id, DATE '{arrival.isoformat()}' AS arrival_date, '{Reason.MALFORMED}' AS reason"
     sources = [
         f"""SELECT DISTINCT ON (e.scan_id, e.file_id, e.line)
                    {columns}, e.csv_line AS raw, NULL::DATE AS event_date, parse_filename(s.file_path) AS src
                FROM {rejects}
-               WHERE NOT list_contains({_sql_text_list(list(texts))}, parse_filename(s.file_path))"""
+               WHERE NOT list_contains({_sql_text_list([*texts, *batch_files])}, parse_filename(s.file_path))"""
     ]
     if texts:
         view = f"undecodable_lines_{arrival:%Y%m%d}"  # per day: days land side by side on cursors
@@ -439,7 +441,23 @@ def _unreadable_lines_sql(con: duckdb.DuckDBPyConnection, arrival: dt.date, file
         )
         con.register(view, frame)
         sources.append(f"SELECT {columns}, raw, NULL::DATE AS event_date, src FROM {view}")
+    written = [path for paths in batch_files.values() for path in paths]
+    if written:
+        sources.append(f"SELECT {columns}, raw, NULL::DATE AS event_date, src FROM read_parquet({sql_list(written)})")
     return "\nUNION ALL BY NAME\n".join(sources)
+
+
+def _write_undecodable_batches(path: Path, folder: Path) -> list[Path]:
+    """The file's undecodable lines, as Parquet files of one batch each (``src``, ``raw``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, batch in enumerate(undecodable_batches(path)):
+        out.append(folder / f"{i:06d}.parquet")
+        frame = pl.DataFrame(
+            {"src": [path.name] * len(batch), "raw": batch}, schema={"src": pl.String, "raw": pl.String}
+        )
+        frame.write_parquet(out[-1])
+    return out
 
 
 def _sql_text_list(values: list[str]) -> str:

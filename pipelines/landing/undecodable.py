@@ -6,8 +6,9 @@ a line after a CRLF began with a stray newline. The quarantine should show the p
 sent, as closely as text can: the line's own bytes, each invalid sequence replaced by U+FFFD (Python's
 ``errors="replace"``, the WHATWG rule), every valid character kept.
 
-Only files with a few such lines (``land.MAX_REREAD_LINES``) are read again, in blocks; a block that
-decodes whole is skipped at C speed, so only blocks holding a bad line are looked at line by line.
+Only files DuckDB rejected lines of are read again, in blocks; a block that decodes whole is skipped at
+C speed, so only blocks holding a bad line are looked at line by line. A file with many such lines
+(``duck.REJECTS_PER_FILE``: DuckDB keeps no more of them) is read in batches, never whole.
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ def _blocks(stream: BinaryIO) -> Iterator[bytes]:
         yield carry
 
 
-def undecodable_lines(path: Path) -> list[str]:
+def undecodable_batches(path: Path, batch_lines: int = 100_000) -> Iterator[list[str]]:
     """Every line of the file (ended by LF, CRLF or a lone CR, as landing reads them) that is not
-    valid UTF-8, in file order, decoded with U+FFFD for each invalid sequence."""
+    valid UTF-8, in file order, decoded with U+FFFD for each invalid sequence, ``batch_lines`` at a time
+    (a file in another encoding has one on every line)."""
     out: list[str] = []
     with _open(path) as stream:
         for index, block in enumerate(_blocks(stream)):
@@ -60,4 +62,17 @@ def undecodable_lines(path: Path) -> list[str]:
                     line.decode("utf-8")
                 except UnicodeDecodeError:
                     out.append(line.decode("utf-8", errors="replace"))
-    return out
+                    if len(out) >= batch_lines:
+                        yield out
+                        out = []
+    if out:
+        yield out
+
+
+def undecodable_lines(path: Path) -> list[str]:
+    """All of :func:`undecodable_batches` at once, for a file with few of them."""
+    return [line for batch in undecodable_batches(path) for line in batch]
+
+
+def count_undecodable_lines(path: Path) -> int:
+    return sum(len(batch) for batch in undecodable_batches(path))

@@ -15,10 +15,11 @@ import duckdb
 import polars as pl
 
 from pipelines.contract import LOGS
-from pipelines.duck import compute_connection, connect, read_lines_sql, sql_path, union_of_scans
+from pipelines.duck import REJECTS_PER_FILE, compute_connection, connect, read_lines_sql, sql_path, union_of_scans
 from pipelines.lake import DataDir, temp_sibling
 from pipelines.landing.gzip_repair import read_with_gzip_repair
 from pipelines.landing.land import landing_files_for_event_date, raw_files
+from pipelines.landing.undecodable import count_undecodable_lines
 from pipelines.marts.usd_sum import run_with_exact_fallback
 
 CENT = 0.005  # half a cent: sums that round to the same cent agree
@@ -51,8 +52,13 @@ def count_raw_lines(data: DataDir, log: str, day: dt.date, con: duckdb.DuckDBPyC
     if not files:
         return 0
 
-    # Lines the reader cannot decode (invalid UTF-8) land in its reject table; they are lines too.
-    unreadable = "SELECT count(DISTINCT (scan_id, file_id, line)) FROM reject_errors"
+    # Lines the reader cannot decode (invalid UTF-8) land in its reject table; they are lines too. It
+    # keeps REJECTS_PER_FILE of a file's: a file that reaches that has its undecodable lines counted
+    # by Python instead.
+    unreadable = """SELECT parse_filename(s.file_path), count(DISTINCT (e.scan_id, e.file_id, e.line)),
+                           bool_and(e.error_type = 'INVALID ENCODING')
+                    FROM reject_errors e JOIN reject_scans s ON e.scan_id = s.scan_id AND e.file_id = s.file_id
+                    GROUP BY 1"""
     own = con is None
     cursor = connect() if own else con.cursor()
 
@@ -61,7 +67,12 @@ def count_raw_lines(data: DataDir, log: str, day: dt.date, con: duckdb.DuckDBPyC
                   -- a non-blank character; CASE, not OR: the regex only runs on lines that do not open an object
                   WHERE CASE WHEN starts_with(raw, '{{') THEN true ELSE regexp_matches(raw, '[^ \\t\\r]') END"""
         readable = int(cursor.execute(sql).fetchall()[0][0])
-        return readable + int(cursor.execute(unreadable).fetchall()[0][0])
+        by_name = {p.name: p for p in paths}
+        rejected = 0
+        for name, n, encoding_only in cursor.execute(unreadable).fetchall():
+            full = n >= REJECTS_PER_FILE and encoding_only and name in by_name
+            rejected += count_undecodable_lines(by_name[name]) if full else int(n)
+        return readable + rejected
 
     scratch = temp_sibling(data.scratch / f"count-{log}-{day.isoformat()}")
     try:
