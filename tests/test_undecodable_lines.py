@@ -72,6 +72,7 @@ def test_a_file_read_again_to_another_count_keeps_the_readers_text(
     """The counts must balance: if reading the file again found another number of bad lines than
     DuckDB's reader did, the reader's own text is kept for that file (mangled, but one row per line)."""
     (_folder(data) / "a.jsonl").write_bytes(GOOD + b"\n" + LATIN1 + b"\n" + b"zz\xff\n")
+    monkeypatch.setattr(land_module, "starts_undecodable", lambda path: False)  # as if past the first MB
     monkeypatch.setattr(land_module, "undecodable_lines", lambda path: ["only one"])
     stats = land_partition(data, "impressions", DAY)
     assert (stats.landed, stats.accepted, stats.by_reason) == (3, 1, {"malformed": 2})
@@ -85,6 +86,7 @@ def test_only_rejected_files_are_read_again(data: DataDir, monkeypatch: pytest.M
     (folder / "clean.jsonl").write_bytes(GOOD + b"\nnot json\n")
     (folder / "bad.jsonl").write_bytes(ALSO + b"\n" + LATIN1 + b"\n")
     read: list[str] = []
+    monkeypatch.setattr(land_module, "starts_undecodable", lambda path: False)  # as if past the first MB
     monkeypatch.setattr(
         land_module, "undecodable_lines", lambda path: read.append(path.name) or undecodable_lines(path)
     )
@@ -125,6 +127,8 @@ def test_a_file_with_many_undecodable_lines_is_read_again_in_batches(
     batches = undecodable.undecodable_batches
     monkeypatch.setattr(land_module, "undecodable_batches", lambda path: batches(path, batch_lines=2))
     monkeypatch.setattr(land_module, "undecodable_lines", lambda path: pytest.fail("read whole"))
+    monkeypatch.setattr(land_module, "starts_undecodable", lambda path: False)  # as if past the first MB
+    monkeypatch.setattr("pipelines.quality.reconcile.starts_undecodable", lambda path: False)
     stats = land_partition(data, "impressions", DAY)
     assert (stats.landed, stats.accepted, stats.by_reason) == (7, 1, {"malformed": 6})
     raws = [raw for _src, _reason, raw in _quarantine(data)]
@@ -132,3 +136,27 @@ def test_a_file_with_many_undecodable_lines_is_read_again_in_batches(
         [f'{{"event_id":"x{i}\ufffdabc","event_time":"2025"}}' for i in range(5)] + ["zz\ufffd"]
     )
     assert count_raw_lines(data, "impressions", DAY) == 7
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_a_file_in_another_encoding_is_split_before_duckdb_reads_it(
+    data: DataDir, monkeypatch: pytest.MonkeyPatch, gz: bool
+) -> None:
+    """A file whose first megabyte is not UTF-8 (a Latin-1 producer) is copied without its undecodable
+    lines, which are quarantined from Python's reading: DuckDB's reader rejects nothing, so its memory
+    stays flat (its rejects cost 1.2 GiB a million lines)."""
+    body = LATIN1 + b"\r\n" + GOOD + b"\r\n" + b"zz\xff\rcaf\xc3\xa9\n" + ALSO
+    (_folder(data) / ("a.jsonl.gz" if gz else "a.jsonl")).write_bytes(gzip.compress(body) if gz else body)
+    monkeypatch.setattr(land_module, "undecodable_lines", lambda path: pytest.fail("reject table used"))
+    stats = land_partition(data, "impressions", DAY)
+    assert (stats.landed, stats.accepted, stats.by_reason) == (5, 2, {"malformed": 3})
+    src = "a.jsonl.gz" if gz else "a.jsonl"
+    assert _quarantine(data) == sorted(
+        [
+            (src, "malformed", '{"event_id":"x\ufffdabc","event_time":"2025"}'),
+            (src, "malformed", "zz\ufffd"),
+            (src, "malformed", "caf\u00e9"),  # valid UTF-8, not JSON
+        ]
+    )
+    assert count_raw_lines(data, "impressions", DAY) == 5
+    assert list(data.scratch.iterdir()) == []

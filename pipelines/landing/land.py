@@ -35,7 +35,12 @@ from pipelines.lake import DataDir, replace_dir, temp_sibling
 from pipelines.landing.gzip_repair import file_named_in, read_with_gzip_repair, reason_for
 from pipelines.landing.id_index import INDEX_FILE, write_id_index
 from pipelines.landing.rules_sql import bucket_expr, landing_select, register_udfs
-from pipelines.landing.undecodable import undecodable_batches, undecodable_lines
+from pipelines.landing.undecodable import (
+    set_aside_undecodable,
+    starts_undecodable,
+    undecodable_batches,
+    undecodable_lines,
+)
 from pipelines.parallel import thread_map
 from pipelines.quality.quarantine import QUARANTINE_COLUMNS_SQL, write_empty_quarantine
 
@@ -246,12 +251,16 @@ def land_partition(
             own = con is None
             con = compute_connection(data) if own else con
 
+            readable, set_aside = _set_aside_undecodable(readable, work / "utf8")
+
             def copy_on(connection: duckdb.DuckDBPyConnection) -> None:
                 def copy(files: list[Path]) -> None:
                     for folder in (work / "split", accepted_dir):  # a read DuckDB refused may have begun writing
                         shutil.rmtree(folder, ignore_errors=True)
                     accepted_dir.mkdir()
-                    _copy_partition(connection, log, arrival, files, work, accepted_dir, new_quarantine, stats)
+                    _copy_partition(
+                        connection, log, arrival, files, work, accepted_dir, new_quarantine, stats, set_aside
+                    )
 
                 read_with_gzip_repair(readable, work / "repaired", copy)
 
@@ -337,8 +346,10 @@ def _copy_partition(
     accepted_dir: Path,
     quarantine_path: Path,
     stats: LandingStats,
+    set_aside: list[Path],
 ) -> None:
-    """One streaming COPY: accepted copies by (event date, bucket), rejected ones aside."""
+    """One streaming COPY: accepted copies by (event date, bucket), rejected ones aside (``set_aside``:
+    Parquet files of undecodable lines, see :func:`_set_aside_undecodable`)."""
     _ensure_udfs(con)
     # Flush each thread's partitioned buffers early: with DuckDB's default (524,288 rows) a large
     # day spills gigabytes to the temp directory and runs 1.6x slower; 16k rows keeps RSS < 1 GiB.
@@ -369,7 +380,7 @@ def _copy_partition(
         index = path.stem.rsplit("_", 1)[-1]
         os.replace(path, target / f"bucket-{bucket:03d}-{index}.parquet")
     stats.by_event_date = dict(sorted(by_event_date.items()))
-    unreadable = _unreadable_lines_sql(con, arrival, files, work)
+    unreadable = _unreadable_lines_sql(con, arrival, files, work, set_aside)
     sources = [f"SELECT * FROM read_parquet({sql_list(rejected_files)})"] if rejected_files else []
     sources += [unreadable] if unreadable else []
     if sources:
@@ -389,8 +400,27 @@ def _copy_partition(
     stats.landed = stats.accepted + stats.quarantined
 
 
+def _set_aside_undecodable(files: list[Path], folder: Path) -> tuple[list[Path], list[Path]]:
+    """Files whose first megabyte is not UTF-8 (another encoding) replaced by a copy of their UTF-8
+    lines under ``folder``, with the same name; their other lines written to Parquet (``src``, ``raw``)
+    in batches. DuckDB's reader sent each such line to its reject table at 1.2 GiB a million lines."""
+    kept: list[Path] = []
+    set_aside: list[Path] = []
+    for i, path in enumerate(files):
+        if not starts_undecodable(path):
+            kept.append(path)
+            continue
+        clean = folder / str(i) / path.name
+        for j, batch in enumerate(set_aside_undecodable(path, clean)):
+            set_aside.append(folder / str(i) / f"set-aside-{j:06d}.parquet")
+            schema = {"src": pl.String, "raw": pl.String}
+            pl.DataFrame({"src": [path.name] * len(batch), "raw": batch}, schema=schema).write_parquet(set_aside[-1])
+        kept.append(clean)
+    return kept, set_aside
+
+
 def _unreadable_lines_sql(
-    con: duckdb.DuckDBPyConnection, arrival: dt.date, files: list[Path], work: Path
+    con: duckdb.DuckDBPyConnection, arrival: dt.date, files: list[Path], work: Path, set_aside: list[Path]
 ) -> str | None:
     """Lines DuckDB's reader could not read as text (invalid UTF-8, over-long lines): malformed.
 
@@ -410,9 +440,11 @@ def _unreadable_lines_sql(
                 FROM {rejects} GROUP BY 1"""
         ).fetchall()
     except duckdb.Error:  # no reject table: nothing was rejected
-        return None
+        per_file = []
+    columns = f"NULL::VARCHAR AS event_id, DATE '{arrival.isoformat()}' AS arrival_date, '{Reason.MALFORMED}' AS reason"
+    aside = f"SELECT {columns}, raw, NULL::DATE AS event_date, src FROM read_parquet({sql_list(set_aside)})"
     if not per_file:
-        return None
+        return aside if set_aside else None
     by_name = {p.name: p for p in files}
     texts: dict[str, list[str]] = {}
     batch_files: dict[str, list[Path]] = {}
@@ -423,7 +455,6 @@ def _unreadable_lines_sql(
             batch_files[name] = _write_undecodable_batches(by_name[name], work / f"undecodable-{len(batch_files)}")
         elif len(lines := undecodable_lines(by_name[name])) == count:
             texts[name] = lines
-    columns = f"NULL::VARCHAR AS event_id, DATE '{arrival.isoformat()}' AS arrival_date, '{Reason.MALFORMED}' AS reason"
     sources = [
         f"""SELECT DISTINCT ON (e.scan_id, e.file_id, e.line)
                    {columns}, e.csv_line AS raw, NULL::DATE AS event_date, parse_filename(s.file_path) AS src
@@ -441,7 +472,7 @@ def _unreadable_lines_sql(
         )
         con.register(view, frame)
         sources.append(f"SELECT {columns}, raw, NULL::DATE AS event_date, src FROM {view}")
-    written = [path for paths in batch_files.values() for path in paths]
+    written = [path for paths in batch_files.values() for path in paths] + set_aside
     if written:
         sources.append(f"SELECT {columns}, raw, NULL::DATE AS event_date, src FROM read_parquet({sql_list(written)})")
     return "\nUNION ALL BY NAME\n".join(sources)

@@ -19,7 +19,7 @@ from pipelines.duck import REJECTS_PER_FILE, compute_connection, connect, read_l
 from pipelines.lake import DataDir, temp_sibling
 from pipelines.landing.gzip_repair import read_with_gzip_repair
 from pipelines.landing.land import landing_files_for_event_date, raw_files
-from pipelines.landing.undecodable import count_undecodable_lines
+from pipelines.landing.undecodable import count_undecodable_lines, set_aside_undecodable, starts_undecodable
 from pipelines.marts.usd_sum import run_with_exact_fallback
 
 CENT = 0.005  # half a cent: sums that round to the same cent agree
@@ -76,7 +76,14 @@ def count_raw_lines(data: DataDir, log: str, day: dt.date, con: duckdb.DuckDBPyC
 
     scratch = temp_sibling(data.scratch / f"count-{log}-{day.isoformat()}")
     try:
-        return read_with_gzip_repair(files, scratch, count)
+        # a file in another encoding: its UTF-8 lines are read from a copy, the others counted aside
+        set_aside = 0
+        for i, path in enumerate(files):
+            if starts_undecodable(path):
+                clean = scratch / "utf8" / str(i) / path.name
+                set_aside += sum(len(batch) for batch in set_aside_undecodable(path, clean))
+                files[i] = clean
+        return read_with_gzip_repair(files, scratch, count) + set_aside
     finally:
         cursor.close()
         shutil.rmtree(scratch, ignore_errors=True)
