@@ -72,7 +72,7 @@ def test_a_file_read_again_to_another_count_keeps_the_readers_text(
     """The counts must balance: if reading the file again found another number of bad lines than
     DuckDB's reader did, the reader's own text is kept for that file (mangled, but one row per line)."""
     (_folder(data) / "a.jsonl").write_bytes(GOOD + b"\n" + LATIN1 + b"\n" + b"zz\xff\n")
-    monkeypatch.setattr(land_module, "starts_undecodable", lambda path: False)  # as if past the first MB
+    monkeypatch.setattr(land_module, "probes_undecodable", lambda path: False)  # as if past the first MB
     monkeypatch.setattr(land_module, "undecodable_lines", lambda path: ["only one"])
     stats = land_partition(data, "impressions", DAY)
     assert (stats.landed, stats.accepted, stats.by_reason) == (3, 1, {"malformed": 2})
@@ -86,7 +86,7 @@ def test_only_rejected_files_are_read_again(data: DataDir, monkeypatch: pytest.M
     (folder / "clean.jsonl").write_bytes(GOOD + b"\nnot json\n")
     (folder / "bad.jsonl").write_bytes(ALSO + b"\n" + LATIN1 + b"\n")
     read: list[str] = []
-    monkeypatch.setattr(land_module, "starts_undecodable", lambda path: False)  # as if past the first MB
+    monkeypatch.setattr(land_module, "probes_undecodable", lambda path: False)  # as if past the first MB
     monkeypatch.setattr(
         land_module, "undecodable_lines", lambda path: read.append(path.name) or undecodable_lines(path)
     )
@@ -125,10 +125,10 @@ def test_a_file_with_many_undecodable_lines_is_read_again_in_batches(
     monkeypatch.setattr("pipelines.landing.land.REJECTS_PER_FILE", 2)
     monkeypatch.setattr("pipelines.quality.reconcile.REJECTS_PER_FILE", 2)
     batches = undecodable.undecodable_batches
-    monkeypatch.setattr(land_module, "undecodable_batches", lambda path: batches(path, batch_lines=2))
+    monkeypatch.setattr(land_module, "undecodable_batches", lambda path, **kw: batches(path, batch_lines=2, **kw))
     monkeypatch.setattr(land_module, "undecodable_lines", lambda path: pytest.fail("read whole"))
-    monkeypatch.setattr(land_module, "starts_undecodable", lambda path: False)  # as if past the first MB
-    monkeypatch.setattr("pipelines.quality.reconcile.starts_undecodable", lambda path: False)
+    monkeypatch.setattr(land_module, "probes_undecodable", lambda path: False)  # as if past the first MB
+    monkeypatch.setattr("pipelines.quality.reconcile.probes_undecodable", lambda path: False)
     stats = land_partition(data, "impressions", DAY)
     assert (stats.landed, stats.accepted, stats.by_reason) == (7, 1, {"malformed": 6})
     raws = [raw for _src, _reason, raw in _quarantine(data)]
@@ -160,3 +160,45 @@ def test_a_file_in_another_encoding_is_split_before_duckdb_reads_it(
     )
     assert count_raw_lines(data, "impressions", DAY) == 5
     assert list(data.scratch.iterdir()) == []
+
+
+def test_a_file_whose_rejects_fill_the_readers_table_loses_no_over_long_line(
+    data: DataDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past REJECTS_PER_FILE the reader's table keeps rejects of one kind and drops the others (an
+    over-long line after many undecodable ones): Python's re-read finds both, and the check counts both."""
+    long_line = json.dumps(impression("long", T) | {"pad": "x" * 150_000}).encode()
+    body = GOOD + b"\n" + b"\n".join(LATIN1.replace(b"x", b"x%d" % i) for i in range(4)) + b"\n" + long_line + b"\n"
+    (_folder(data) / "a.jsonl").write_bytes(body)
+    for module in ("pipelines.duck", "pipelines.landing.land", "pipelines.quality.reconcile"):
+        monkeypatch.setattr(f"{module}.REJECTS_PER_FILE", 2)
+        monkeypatch.setattr(f"{module}.MAX_LINE_BYTES", 100_000)
+    monkeypatch.setattr(land_module, "probes_undecodable", lambda path: False)  # as if past the probes
+    monkeypatch.setattr("pipelines.quality.reconcile.probes_undecodable", lambda path: False)
+    stats = land_partition(data, "impressions", DAY)
+    assert (stats.landed, stats.accepted, stats.by_reason) == (6, 1, {"malformed": 5})
+    assert any(raw.startswith('{"event_id": "long"') for _src, _reason, raw in _quarantine(data))
+    assert count_raw_lines(data, "impressions", DAY) == 6
+
+
+def test_a_cut_gzip_file_in_another_encoding_fails_its_day_in_one_line(data: DataDir) -> None:
+    body = b"\n".join(LATIN1.replace(b"x", b"x%d" % i) for i in range(100_000)) + b"\n"
+    packed = gzip.compress(body)
+    (_folder(data) / "a.jsonl.gz").write_bytes(packed[: len(packed) * 9 // 10])  # cut after the probe's megabyte
+    with pytest.raises(land_module.RawFileError, match=r"cannot read raw file .*a\.jsonl\.gz \(Python's gzip: "):
+        land_partition(data, "impressions", DAY)
+    assert list(data.scratch.iterdir()) == []
+
+
+def test_a_file_that_turns_to_another_encoding_after_its_first_megabyte_is_split_too(
+    data: DataDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probes also read the middle and the last megabyte of a plain file."""
+    good = b"\n".join(json.dumps(impression(f"g{i}", T)).encode() for i in range(8_000)) + b"\n"
+    bad = b"\n".join(LATIN1.replace(b"x", b"x%d" % i) for i in range(30_000)) + b"\n"
+    assert len(good) > undecodable.PROBE_BYTES
+    (_folder(data) / "a.jsonl").write_bytes(good + bad)
+    monkeypatch.setattr(land_module, "undecodable_lines", lambda path: pytest.fail("reject table used"))
+    stats = land_partition(data, "impressions", DAY)
+    assert (stats.landed, stats.accepted, stats.by_reason) == (38_000, 8_000, {"malformed": 30_000})
+    assert count_raw_lines(data, "impressions", DAY) == 38_000

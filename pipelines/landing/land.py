@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gzip
 import hashlib
 import json
 import os
 import re
 import shutil
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,14 +32,14 @@ import duckdb
 import polars as pl
 
 from pipelines.contract import MAX_LATENESS_DAYS, Reason
-from pipelines.duck import REJECTS_PER_FILE, compute_connection, sql_list, sql_path, sql_str
+from pipelines.duck import MAX_LINE_BYTES, REJECTS_PER_FILE, compute_connection, sql_list, sql_path, sql_str
 from pipelines.lake import DataDir, replace_dir, temp_sibling
 from pipelines.landing.gzip_repair import file_named_in, read_with_gzip_repair, reason_for
 from pipelines.landing.id_index import INDEX_FILE, write_id_index
 from pipelines.landing.rules_sql import bucket_expr, landing_select, register_udfs
 from pipelines.landing.undecodable import (
+    probes_undecodable,
     set_aside_undecodable,
-    starts_undecodable,
     undecodable_batches,
     undecodable_lines,
 )
@@ -248,10 +250,9 @@ def land_partition(
     readable = _readable(files)
     try:
         if readable:
+            readable, set_aside = _set_aside_undecodable(readable, work / "utf8", log, arrival)
             own = con is None
             con = compute_connection(data) if own else con
-
-            readable, set_aside = _set_aside_undecodable(readable, work / "utf8")
 
             def copy_on(connection: duckdb.DuckDBPyConnection) -> None:
                 def copy(files: list[Path]) -> None:
@@ -400,21 +401,28 @@ def _copy_partition(
     stats.landed = stats.accepted + stats.quarantined
 
 
-def _set_aside_undecodable(files: list[Path], folder: Path) -> tuple[list[Path], list[Path]]:
-    """Files whose first megabyte is not UTF-8 (another encoding) replaced by a copy of their UTF-8
-    lines under ``folder``, with the same name; their other lines written to Parquet (``src``, ``raw``)
-    in batches. DuckDB's reader sent each such line to its reject table at 1.2 GiB a million lines."""
+def _set_aside_undecodable(
+    files: list[Path], folder: Path, log: str, arrival: dt.date
+) -> tuple[list[Path], list[Path]]:
+    """Files that probe as not UTF-8 (another encoding, see ``probes_undecodable``) replaced by a copy of
+    their UTF-8 lines under ``folder``, with the same name; their other lines written to Parquet
+    (``src``, ``raw``) in batches. DuckDB's reader sent each such line to its reject table at 1.2 GiB a
+    million lines. A file Python cannot read to its end (a cut gzip stream) fails the day in one line."""
     kept: list[Path] = []
     set_aside: list[Path] = []
     for i, path in enumerate(files):
-        if not starts_undecodable(path):
+        if not probes_undecodable(path):
             kept.append(path)
             continue
         clean = folder / str(i) / path.name
-        for j, batch in enumerate(set_aside_undecodable(path, clean)):
-            set_aside.append(folder / str(i) / f"set-aside-{j:06d}.parquet")
-            schema = {"src": pl.String, "raw": pl.String}
-            pl.DataFrame({"src": [path.name] * len(batch), "raw": batch}, schema=schema).write_parquet(set_aside[-1])
+        try:
+            for j, batch in enumerate(set_aside_undecodable(path, clean)):
+                set_aside.append(folder / str(i) / f"set-aside-{j:06d}.parquet")
+                schema = {"src": pl.String, "raw": pl.String}
+                frame = pl.DataFrame({"src": [path.name] * len(batch), "raw": batch}, schema=schema)
+                frame.write_parquet(set_aside[-1])
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise RawFileError.unreadable(log, arrival, path, f"Python's gzip: {exc}") from None
         kept.append(clean)
     return kept, set_aside
 
@@ -449,11 +457,11 @@ def _unreadable_lines_sql(
     texts: dict[str, list[str]] = {}
     batch_files: dict[str, list[Path]] = {}
     for name, count, encoding_only in per_file:
-        if not encoding_only or name not in by_name:
+        if name not in by_name:
             continue
-        if count >= REJECTS_PER_FILE:
+        if count >= REJECTS_PER_FILE:  # the table kept only some of its rejects, of whatever kind
             batch_files[name] = _write_undecodable_batches(by_name[name], work / f"undecodable-{len(batch_files)}")
-        elif len(lines := undecodable_lines(by_name[name])) == count:
+        elif encoding_only and len(lines := undecodable_lines(by_name[name])) == count:
             texts[name] = lines
     sources = [
         f"""SELECT DISTINCT ON (e.scan_id, e.file_id, e.line)
@@ -482,7 +490,7 @@ def _write_undecodable_batches(path: Path, folder: Path) -> list[Path]:
     """The file's undecodable lines, as Parquet files of one batch each (``src``, ``raw``)."""
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    for i, batch in enumerate(undecodable_batches(path)):
+    for i, batch in enumerate(undecodable_batches(path, max_line_bytes=MAX_LINE_BYTES)):
         out.append(folder / f"{i:06d}.parquet")
         frame = pl.DataFrame(
             {"src": [path.name] * len(batch), "raw": batch}, schema={"src": pl.String, "raw": pl.String}

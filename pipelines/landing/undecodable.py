@@ -48,10 +48,13 @@ def _blocks(stream: BinaryIO) -> Iterator[bytes]:
         yield carry
 
 
-def undecodable_batches(path: Path, batch_lines: int = 100_000) -> Iterator[list[str]]:
+def undecodable_batches(
+    path: Path, batch_lines: int = 100_000, max_line_bytes: int | None = None
+) -> Iterator[list[str]]:
     """Every line of the file (ended by LF, CRLF or a lone CR, as landing reads them) that is not
     valid UTF-8, in file order, decoded with U+FFFD for each invalid sequence, ``batch_lines`` at a time
-    (a file in another encoding has one on every line)."""
+    (a file in another encoding has one on every line). With ``max_line_bytes``, also every line longer
+    than that (which DuckDB's reader rejects too): for a file whose rejects DuckDB did not all keep."""
     out: list[str] = []
     with _open(path) as stream:
         for index, block in enumerate(_blocks(stream)):
@@ -59,17 +62,21 @@ def undecodable_batches(path: Path, batch_lines: int = 100_000) -> Iterator[list
                 block = block[len(BOM) :]
             try:
                 block.decode("utf-8")
-                continue
+                if max_line_bytes is None or len(block) <= max_line_bytes:
+                    continue
             except UnicodeDecodeError:
                 pass
             for line in block.splitlines():
                 try:
                     line.decode("utf-8")
+                    if max_line_bytes is None or len(line) <= max_line_bytes:
+                        continue
                 except UnicodeDecodeError:
-                    out.append(line.decode("utf-8", errors="replace"))
-                    if len(out) >= batch_lines:
-                        yield out
-                        out = []
+                    pass
+                out.append(line.decode("utf-8", errors="replace"))
+                if len(out) >= batch_lines:
+                    yield out
+                    out = []
     if out:
         yield out
 
@@ -79,26 +86,42 @@ def undecodable_lines(path: Path) -> list[str]:
     return [line for batch in undecodable_batches(path) for line in batch]
 
 
-def count_undecodable_lines(path: Path) -> int:
-    return sum(len(batch) for batch in undecodable_batches(path))
+def count_undecodable_lines(path: Path, max_line_bytes: int | None = None) -> int:
+    return sum(len(batch) for batch in undecodable_batches(path, max_line_bytes=max_line_bytes))
 
 
 PROBE_BYTES = 1 << 20
 
 
-def starts_undecodable(path: Path) -> bool:
-    """The file's first megabyte is not UTF-8: a file in another encoding, whose every line DuckDB's
-    reader would send to its reject table (1.2 GiB of memory and 4 s a million lines, whatever
-    ``rejects_limit`` says). A multi-byte character cut at the probe's end does not count."""
+def _undecodable(sample: bytes, cut_start: bool, cut_end: bool) -> bool:
+    """``sample`` holds bytes that are not UTF-8, beyond a character cut at an end it was cut at."""
+    if cut_start:  # skip continuation bytes of a character begun before the sample
+        sample = sample.lstrip(bytes(range(0x80, 0xC0)))
     try:
-        with _open(path) as stream:
-            head = stream.read(PROBE_BYTES)
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return not (cut_end and exc.reason == "unexpected end of data" and exc.end == len(sample))
+    return False
+
+
+def probes_undecodable(path: Path) -> bool:
+    """A megabyte of the file is not UTF-8: a file in another encoding, whose every line DuckDB's reader
+    would send to its reject table (1.2 GiB of memory and 4 s a million lines, whatever ``rejects_limit``
+    says). The first megabyte is probed, and for a plain file also one in the middle and the last (a
+    producer that switches encoding during the day). A character cut at a probe's end does not count."""
+    try:
+        if path.name.endswith(".gz"):
+            with _open(path) as stream:
+                head = stream.read(PROBE_BYTES + 1)
+            return _undecodable(head[:PROBE_BYTES], False, len(head) > PROBE_BYTES)
+        size = path.stat().st_size
+        with path.open("rb") as stream:
+            for start in sorted({0, max(size // 2 - PROBE_BYTES // 2, 0), max(size - PROBE_BYTES, 0)}):
+                stream.seek(start)
+                if _undecodable(stream.read(PROBE_BYTES), start > 0, start + PROBE_BYTES < size):
+                    return True
     except (OSError, EOFError, zlib.error):  # not gzip, cut short: DuckDB's reader reports it
         return False
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return not (exc.reason == "unexpected end of data" and exc.end == len(head))
     return False
 
 

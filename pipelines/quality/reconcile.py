@@ -7,19 +7,29 @@ not from what the step said it did, so a check catches a step that lies.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import math
 import shutil
+import zlib
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
 from pipelines.contract import LOGS
-from pipelines.duck import REJECTS_PER_FILE, compute_connection, connect, read_lines_sql, sql_path, union_of_scans
+from pipelines.duck import (
+    MAX_LINE_BYTES,
+    REJECTS_PER_FILE,
+    compute_connection,
+    connect,
+    read_lines_sql,
+    sql_path,
+    union_of_scans,
+)
 from pipelines.lake import DataDir, temp_sibling
 from pipelines.landing.gzip_repair import read_with_gzip_repair
-from pipelines.landing.land import landing_files_for_event_date, raw_files
-from pipelines.landing.undecodable import count_undecodable_lines, set_aside_undecodable, starts_undecodable
+from pipelines.landing.land import RawFileError, landing_files_for_event_date, raw_files
+from pipelines.landing.undecodable import count_undecodable_lines, probes_undecodable, set_aside_undecodable
 from pipelines.marts.usd_sum import run_with_exact_fallback
 
 CENT = 0.005  # half a cent: sums that round to the same cent agree
@@ -69,9 +79,9 @@ def count_raw_lines(data: DataDir, log: str, day: dt.date, con: duckdb.DuckDBPyC
         readable = int(cursor.execute(sql).fetchall()[0][0])
         by_name = {p.name: p for p in paths}
         rejected = 0
-        for name, n, encoding_only in cursor.execute(unreadable).fetchall():
-            full = n >= REJECTS_PER_FILE and encoding_only and name in by_name
-            rejected += count_undecodable_lines(by_name[name]) if full else int(n)
+        for name, n, _encoding_only in cursor.execute(unreadable).fetchall():
+            full = n >= REJECTS_PER_FILE and name in by_name  # the reader kept only some of its rejects
+            rejected += count_undecodable_lines(by_name[name], MAX_LINE_BYTES) if full else int(n)
         return readable + rejected
 
     scratch = temp_sibling(data.scratch / f"count-{log}-{day.isoformat()}")
@@ -79,9 +89,12 @@ def count_raw_lines(data: DataDir, log: str, day: dt.date, con: duckdb.DuckDBPyC
         # a file in another encoding: its UTF-8 lines are read from a copy, the others counted aside
         set_aside = 0
         for i, path in enumerate(files):
-            if starts_undecodable(path):
+            if probes_undecodable(path):
                 clean = scratch / "utf8" / str(i) / path.name
-                set_aside += sum(len(batch) for batch in set_aside_undecodable(path, clean))
+                try:
+                    set_aside += sum(len(batch) for batch in set_aside_undecodable(path, clean))
+                except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                    raise RawFileError.unreadable(log, day, path, f"Python's gzip: {exc}") from None
                 files[i] = clean
         return read_with_gzip_repair(files, scratch, count) + set_aside
     finally:
