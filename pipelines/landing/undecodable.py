@@ -48,6 +48,15 @@ def _blocks(stream: BinaryIO) -> Iterator[bytes]:
         yield carry
 
 
+def _fits(data: bytes, max_line_bytes: int | None) -> bool:
+    """``data`` is UTF-8 and, when ``max_line_bytes`` is given, no longer than that."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return max_line_bytes is None or len(data) <= max_line_bytes
+
+
 def undecodable_batches(
     path: Path, batch_lines: int = 100_000, max_line_bytes: int | None = None
 ) -> Iterator[list[str]]:
@@ -60,19 +69,11 @@ def undecodable_batches(
         for index, block in enumerate(_blocks(stream)):
             if index == 0 and block.startswith(BOM):
                 block = block[len(BOM) :]
-            try:
-                block.decode("utf-8")
-                if max_line_bytes is None or len(block) <= max_line_bytes:
-                    continue
-            except UnicodeDecodeError:
-                pass
+            if _fits(block, max_line_bytes):  # a whole block at C speed
+                continue
             for line in block.splitlines():
-                try:
-                    line.decode("utf-8")
-                    if max_line_bytes is None or len(line) <= max_line_bytes:
-                        continue
-                except UnicodeDecodeError:
-                    pass
+                if _fits(line, max_line_bytes):
+                    continue
                 out.append(line.decode("utf-8", errors="replace"))
                 if len(out) >= batch_lines:
                     yield out
