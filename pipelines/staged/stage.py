@@ -53,7 +53,8 @@ from pipelines.quality.quarantine import QUARANTINE_SCHEMA
 from pipelines.reference import Reference
 from pipelines.schemas.events import polars_schema
 from pipelines.staged.far_conflicts import FarConflicts, find_far_conflicts
-from pipelines.staged.rules import stage_copies
+from pipelines.staged.hot_ids import HotResult, find_hot_ids, smallest_raw, stage_hot_ids
+from pipelines.staged.rules import StagedBucket, stage_copies
 
 FILE, ROW = "_file", "_row"  # where a copy lives in landing: index into the bucket's file list, row in the file
 # Copies staged at once (a group of buckets): bounds the step's memory whatever the day's size.
@@ -193,25 +194,38 @@ class _BucketReader:
         return f"{bucket_expr(self.buckets)} IN ({', '.join(str(int(b)) for b in piece.buckets)})"
 
     @staticmethod
-    def _read(files: list[Path], columns: list[str], piece: Piece, row_index: str | None = None) -> pl.DataFrame:
+    def _read(
+        files: list[Path], columns: list[str], piece: Piece, hot: pl.Series, row_index: str | None = None
+    ) -> pl.DataFrame:
         keeps = piece.keeps()
+        if hot.len():
+            skip = ~pl.col("event_id").is_in(hot.implode())
+            keeps = skip if keeps is None else keeps & skip
         if keeps is None:
             return pl.read_parquet(
                 files, columns=columns, hive_partitioning=False, row_index_name=row_index, glob=False
             )
-        # a slice: a streaming scan keeps only its rows, so the whole bucket is never in memory
+        # a slice, or a bucket without its hot ids: a streaming scan keeps only the rows wanted, so
+        # the whole bucket is never in memory
         scan = pl.scan_parquet(files, hive_partitioning=False, row_index_name=row_index, glob=False)
         return scan.select(*([row_index] if row_index else []), *columns).filter(keeps).collect(engine="streaming")
 
-    def copies(self, sources: LandingSources, piece: Piece) -> tuple[pl.DataFrame, list[Path]]:
-        """The piece's copies (no raw) with FILE / ROW locators, and the file list FILE indexes."""
+    @staticmethod
+    def _not_hot(hot: pl.Series) -> str:
+        if not hot.len():
+            return ""
+        return f" AND event_id NOT IN ({', '.join(sql_str(i) for i in hot.to_list())})"
+
+    def copies(self, sources: LandingSources, piece: Piece, hot: pl.Series) -> tuple[pl.DataFrame, list[Path]]:
+        """The piece's copies (no raw) but those of its ``hot`` ids, with FILE / ROW locators, and
+        the file list FILE indexes."""
         files = self.files(sources, piece)
         bucketed = files[: len(files) - len(sources.other)]
         schema = copy_schema(self.log) | {ROW: pl.Int64, FILE: pl.Int32}
         parts = []
         if bucketed:
             starts = pl.Series(ROW, file_starts(bucketed)[:-1], dtype=pl.Int64)
-            frame = self._read(bucketed, self.columns, piece, row_index=ROW)
+            frame = self._read(bucketed, self.columns, piece, hot, row_index=ROW)
             index = starts.search_sorted(frame.get_column(ROW).cast(pl.Int64), side="right") - 1
             frame = frame.with_columns(
                 (pl.col(ROW).cast(pl.Int64) - starts.gather(index)).alias(ROW), index.cast(pl.Int32).alias(FILE)
@@ -222,25 +236,26 @@ class _BucketReader:
             frame = self.con.sql(
                 f"""SELECT {", ".join(self.columns)}, file_row_number AS {ROW}
                     FROM read_parquet({sql_path(path)}, file_row_number = true)
-                    WHERE {self._where(piece)}"""
+                    WHERE {self._where(piece)}{self._not_hot(hot)}"""
             ).pl()
             parts.append(piece.keep(frame).with_columns(pl.lit(i, dtype=pl.Int32).alias(FILE)))
         if not parts:
             return pl.DataFrame(schema=schema), files
         return pl.concat([p.select(list(schema)).cast(schema) for p in parts]), files
 
-    def ids(self, sources: LandingSources, piece: Piece) -> _Ids:
-        """The piece's event_ids (for the cross-date conflict test)."""
-        series = []
+    def ids(self, sources: LandingSources, piece: Piece, hot: pl.Series) -> _Ids:
+        """The piece's event_ids (for the cross-date conflict test): its ``hot`` ids once each."""
+        series = [hot.cast(pl.String)]
         bucketed = [p for b in piece.buckets for p in sources.bucket_files(b)]
         if bucketed:
-            series.append(self._read(bucketed, ["event_id"], piece).to_series())
+            series.append(self._read(bucketed, ["event_id"], piece, hot).to_series())
         if sources.other:
             frame = self.con.sql(
-                f"SELECT event_id FROM read_parquet({sql_list(sources.other)}) WHERE {self._where(piece)}"
+                f"""SELECT event_id FROM read_parquet({sql_list(sources.other)})
+                    WHERE {self._where(piece)}{self._not_hot(hot)}"""
             ).pl()
             series.append(piece.keep(frame).to_series().cast(pl.String))
-        return _Ids(pl.concat(series) if series else pl.Series("event_id", [], dtype=pl.String))
+        return _Ids(pl.concat(series))
 
 
 class _Ids:
@@ -384,6 +399,11 @@ class _DayOutput:
         self.spilled = 0
         self._spill(_empty_quarantine_source())  # the day's file has its columns even with no row
 
+    def spill_file(self) -> Path:
+        """A new file of this day's quarantine spill, for a writer of its own (call under the lock)."""
+        self.spilled += 1
+        return self.spill / f"{self.spilled - 1:06d}.parquet"
+
     def _spill(self, quarantine: pl.DataFrame) -> None:
         rows = quarantine.select(
             pl.lit(self.log).alias("log"),
@@ -395,8 +415,7 @@ class _DayOutput:
             pl.lit("staged").alias("stage"),
             pl.col("src").alias("source_file"),
         ).cast({c: _PL[t] for c, t in QUARANTINE_SCHEMA.items()})
-        rows.write_parquet(self.spill / f"{self.spilled:06d}.parquet", compression="lz4")
-        self.spilled += 1
+        rows.write_parquet(self.spill_file(), compression="lz4")
 
     def add(self, clean: pl.DataFrame, quarantine: pl.DataFrame, copies: int, collapsed: int) -> None:
         if clean.height:
@@ -454,6 +473,36 @@ def _empty_quarantine_source() -> pl.DataFrame:
     )
 
 
+def _stage_hot(
+    reader: _BucketReader,
+    log: str,
+    files: list[Path],
+    hot_ids: pl.Series,
+    foreign: pl.Series,
+    output: _DayOutput,
+    lock: threading.Lock,
+) -> HotResult:
+    """Rule 5 for a piece's hot ids of one date, in DuckDB (``pipelines.staged.hot_ids``): conflicting
+    copies go to a spill file of the day's quarantine, identical ones come back as their kept copy."""
+    if not hot_ids.len():
+        return HotResult.none(copy_schema(log))
+    with lock:
+        spill = output.spill_file()
+    return stage_hot_ids(reader.con, log, files, hot_ids, foreign, copy_schema(log), spill)
+
+
+def _hot_raw(
+    reader: _BucketReader, files: list[Path], quarantine: pl.DataFrame, result: StagedBucket, apart: HotResult
+) -> pl.DataFrame:
+    """The quarantine rows with, for a hot id's kept copy that rules 6–9 rejected, the smallest raw
+    line of its arrival day and file (found in DuckDB: the ties may be millions of copies)."""
+    rejected = apart.kept.join(result.rejected.select("event_id"), on="event_id", how="semi")
+    if not rejected.height:
+        return quarantine
+    smallest = smallest_raw(reader.con, files, rejected)
+    return quarantine.update(smallest, on="event_id", how="left")
+
+
 def stage_range(
     data: DataDir,
     log: str,
@@ -483,32 +532,39 @@ def stage_range(
     sources = {d: landing_sources(data, log, d, buckets) for d in span}
     outputs = {d: _DayOutput(data, log, d, ref.fingerprint(d)) for d in days}
     lock = threading.Lock()
-    limit = (staged_group_rows() if group_rows is None else group_rows) // max(1, threads)
+    limit = max(1, (staged_group_rows() if group_rows is None else group_rows) // max(1, threads))
+    with compute_connection(data) as con:
+        hot = find_hot_ids(con, sources, buckets, limit)
 
     def run_piece(piece: Piece) -> None:
         reader = _BucketReader(data, log, buckets)
         try:
             ids: dict[dt.date, _Ids] = {}
             for day in days:
-                copies, files = reader.copies(sources[day], piece)
-                ids[day] = _Ids(copies.get_column("event_id"))
+                hot_ids = hot.in_piece(day, piece.buckets, piece.keeps())
+                copies, files = reader.copies(sources[day], piece, hot_ids)
+                ids[day] = _Ids(pl.concat([copies.get_column("event_id"), hot_ids]))
                 neighbours = []
                 for offset in range(-MAX_LATENESS_DAYS, MAX_LATENESS_DAYS + 1):
                     other = day + dt.timedelta(days=offset)
                     if offset == 0:
                         continue
                     if other not in ids:
-                        ids[other] = reader.ids(sources[other], piece)
+                        other_hot = hot.in_piece(other, piece.buckets, piece.keeps())
+                        ids[other] = reader.ids(sources[other], piece, other_hot)
                     neighbours.append(ids[other])
                 foreign = _Ids.shared(ids[day], neighbours)
                 far_ids = far.ids_on(day)
                 if far_ids.len():
                     foreign = pl.concat([foreign, far_ids]).unique()
-                result = stage_copies(log, copies, foreign, ref)
+                apart = _stage_hot(reader, log, files, hot_ids, foreign, outputs[day], lock)
+                result = stage_copies(log, pl.concat([copies, apart.kept.select(copies.columns)]), foreign, ref)
                 raw = fetch_raw(files, result.needs_raw)
-                quarantine = result.quarantine(raw)
+                quarantine = _hot_raw(reader, files, result.quarantine(raw), result, apart)
                 with lock:
-                    outputs[day].add(result.clean, quarantine, copies.height, result.collapsed)
+                    outputs[day].add(
+                        result.clean, quarantine, copies.height + apart.copies, result.collapsed + apart.collapsed
+                    )
                 del copies, result, raw, quarantine
                 for old in [d for d in ids if d < day - dt.timedelta(days=MAX_LATENESS_DAYS - 1)]:
                     del ids[old]
