@@ -22,8 +22,8 @@ from pipelines.landing.land import land_partition, landing_sources
 from pipelines.reference import load_reference
 from pipelines.staged import hot_ids as hot_module
 from pipelines.staged import stage as stage_module
-from pipelines.staged.hot_ids import find_hot_ids, identity_sql, instant_sql
-from pipelines.staged.rules import identity, instant_text
+from pipelines.staged.hot_ids import find_hot_ids
+from pipelines.staged.rules import identity, identity_sql, instant_sql, instant_text
 from pipelines.staged.stage import read_staged_stats, stage_range
 from tests.builders import coin_purchase, impression, order, write_raw
 

@@ -37,7 +37,7 @@ from pipelines.duck import sql_path, sql_str
 from pipelines.lake import DataDir
 from pipelines.landing.land import raw_files
 from pipelines.landing.rules_sql import landing_select, register_udfs
-from pipelines.staged.rules import INSTANT_REWRITES, identity_columns
+from pipelines.staged.rules import identity_columns, identity_sql
 
 _MONEY = "e.{0} > 0 AND isfinite(e.{0})"  # SPEC §2: > 0; 1e400 parses as infinity, no finite amount
 _COUNTRY = "e.country IN (SELECT country FROM countries)"
@@ -113,14 +113,6 @@ _JOINS: dict[str, str] = {
 }
 
 
-def _instant_sql(column: str) -> str:
-    """staged.rules.instant_text in DuckDB: event_time spelled one way per instant."""
-    for pattern, replacement in INSTANT_REWRITES:
-        backreference = replacement.replace("${1}", "\\1")  # RE2 spells polars' ${1} as \1
-        column = f"regexp_replace({column}, {sql_str(pattern)}, {sql_str(backreference)})"
-    return column
-
-
 def _events(data: DataDir, log: str, start: dt.date, end: dt.date) -> str | None:
     """Rules 1–5 of one log: one row per event of START..END that survives them (rule 5 over the
     copies of every arrival day START..END+3, as `revwh run` lands them); None without raw files."""
@@ -133,7 +125,7 @@ def _events(data: DataDir, log: str, start: dt.date, end: dt.date) -> str | None
     if not scans:
         return None
     copies = "\nUNION ALL\n".join(scans)
-    identity = ", ".join(_instant_sql(c) if c == "event_time" else c for c in identity_columns(log))
+    identity = identity_sql(log)
     columns = identity_columns(log)
     # Rule 5: an id whose copies are not all identical is rejected whole; identical ones count once.
     # The copies are materialised first (without their raw line): DuckDB aggregates a table several
@@ -143,7 +135,7 @@ def _events(data: DataDir, log: str, start: dt.date, end: dt.date) -> str | None
         SELECT event_id, any_value(event_date) AS event_date, {", ".join(f"any_value({c}) AS {c}" for c in columns)}
         FROM copies
         GROUP BY event_id
-        HAVING min(row({identity})) IS NOT DISTINCT FROM max(row({identity}))
+        HAVING min({identity}) IS NOT DISTINCT FROM max({identity})
            AND any_value(event_date) BETWEEN DATE '{start}' AND DATE '{end}'"""
 
 

@@ -43,7 +43,7 @@ from pipelines.duck import compute_connection, sql_list
 from pipelines.lake import DataDir
 from pipelines.landing.id_index import id_index_rows, landed_arrivals
 from pipelines.landing.land import landing_sources
-from pipelines.staged.rules import identity, identity_columns
+from pipelines.staged.rules import identity_sql
 
 # (hash, date) rows held at once: 12 bytes each plus a sorted copy, about 0.5 GB.
 CHUNK_ROWS = 20_000_000
@@ -223,11 +223,12 @@ def _landed(
     log: str,
     rows: pl.DataFrame,
     buckets: int,
-    columns: list[str] | None = None,
+    identical_among: pl.Series | None = None,
 ) -> pl.DataFrame:
     """The landed (event_id, event_date) whose hash and date are among ``rows`` (h, event_date),
-    distinct; or, with ``columns``, those columns of every such copy: read from the landing files
-    of those dates and the hashes' buckets only."""
+    distinct: read from the landing files of those dates and the hashes' buckets only. With
+    ``identical_among``, only those of these ids whose copies are all identical (rule 5's identity,
+    decided in DuckDB: an id may have millions of copies)."""
     wanted = rows.select("h").unique()
     bucket_set = sorted({h % buckets for h in wanted.get_column("h").to_list()})
     files = []
@@ -236,17 +237,22 @@ def _landed(
         files += [p for b in bucket_set for p in sources.bucket_files(b)] + sources.other
     if not files:
         return _EMPTY
-    selected = "DISTINCT event_id, event_date"
-    if columns is not None:
-        selected = ", ".join(dict.fromkeys(["event_id", "event_date", *columns]))
+    copies = f"read_parquet({sql_list(files)}) WHERE hash(event_id) IN (SELECT h FROM far_hashes)"
+    query = f"SELECT DISTINCT event_id, event_date FROM {copies}"
+    if identical_among is not None:
+        con.register("far_ids", pl.DataFrame({"event_id": identical_among.cast(pl.String)}).to_arrow())
+        query = f"""WITH c AS (SELECT event_id, event_date, {identity_sql(log)} AS k FROM {copies}
+                               AND event_id IN (SELECT event_id FROM far_ids))
+                    SELECT DISTINCT event_id, event_date FROM c
+                    WHERE event_id IN (SELECT event_id FROM c GROUP BY event_id
+                                       HAVING min(k) IS NOT DISTINCT FROM max(k))"""
     con.register("far_hashes", wanted.to_arrow())
     try:
-        return con.sql(
-            f"""SELECT {selected} FROM read_parquet({sql_list(files)})
-                WHERE hash(event_id) IN (SELECT h FROM far_hashes)"""
-        ).pl()
+        return con.sql(query).pl()
     finally:
         con.unregister("far_hashes")
+        if identical_among is not None:
+            con.unregister("far_ids")
 
 
 def _confirm(con: duckdb.DuckDBPyConnection, data: DataDir, log: str, far: pl.DataFrame, buckets: int) -> pl.DataFrame:
@@ -268,18 +274,7 @@ def _confirm_orphans(
     """The (event_id, event_date) of the ``rejected`` ids behind the orphan hashes whose copies left
     are identical (copies that differ on their own date stay rejected whatever happened elsewhere).
     A hash collision with another id may hide an orphan, never invent one."""
-    found = _landed(con, data, log, orphans, buckets, columns=identity_columns(log))
+    found = _landed(con, data, log, orphans, buckets, identical_among=rejected)
     if found.is_empty():
         return _EMPTY
-    found = found.filter(pl.col("event_id").is_in(rejected.implode()))
-    same = (
-        found.group_by("event_id")
-        .agg(pl.struct(identity(log)).n_unique().alias("variants"))
-        .filter(pl.col("variants") == 1)
-    )
-    return (
-        found.join(same.select("event_id"), on="event_id", how="semi")
-        .select("event_id", "event_date")
-        .unique()
-        .sort("event_id", "event_date")
-    )
+    return found.cast(_EMPTY.schema).sort("event_id", "event_date")

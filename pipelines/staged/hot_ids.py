@@ -34,7 +34,7 @@ from pipelines.contract import Reason
 from pipelines.duck import sql_list, sql_str
 from pipelines.landing.land import LandingSources
 from pipelines.landing.rules_sql import bucket_expr
-from pipelines.staged.rules import INSTANT_REWRITES, identity_columns
+from pipelines.staged.rules import identity_sql
 
 # An id with more copies than a piece's row limit divided by this is staged apart: pieces then
 # hold at most their limit plus an eighth, whatever one id does.
@@ -49,19 +49,6 @@ def hot_copies(limit: int) -> int:
     """Copies above which an id is hot: $REVWH_HOT_ID_COPIES, else a HOT_SHARE-th of a piece."""
     value = os.environ.get("REVWH_HOT_ID_COPIES")
     return int(value) if value else max(1, limit // HOT_SHARE)
-
-
-def instant_sql(column: str) -> str:
-    """``pipelines.staged.rules.instant_text`` in DuckDB: ``event_time`` spelled one way per instant."""
-    for pattern, replacement in INSTANT_REWRITES:
-        backreference = replacement.replace("${1}", "\\1")  # RE2 spells polars' ${1} as \1
-        column = f"regexp_replace({column}, {sql_str(pattern)}, {sql_str(backreference)})"
-    return column
-
-
-def identity_sql(log: str) -> str:
-    """The fields two copies must share to be one event, as a DuckDB row (see ``rules.identity``)."""
-    return "row(" + ", ".join(instant_sql(c) if c == "event_time" else c for c in identity_columns(log)) + ")"
 
 
 @dataclass(frozen=True)

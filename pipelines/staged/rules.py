@@ -1,4 +1,5 @@
-"""Rules 5–9 of SPEC §4 on polars frames, pure functions tested with tiny frames."""
+"""Rules 5–9 of SPEC §4 on polars frames, pure functions tested with tiny frames (and rule 5's
+identity as DuckDB SQL, for the places that decide it in DuckDB)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from pipelines.contract import ADULT_AGE, Reason, field_names
+from pipelines.duck import sql_str
 from pipelines.reference import Reference
 from pipelines.schemas.events import MODELS
 from pipelines.schemas.split import failing_rows
@@ -33,6 +35,20 @@ def identity_columns(log: str) -> list[str]:
 def identity(log: str) -> list[pl.Expr]:
     """:func:`identity_columns` as rule 5 compares them: ``event_time`` as the instant (``instant_text``)."""
     return [instant_text(pl.col(f)) if f == "event_time" else pl.col(f) for f in identity_columns(log)]
+
+
+def instant_sql(column: str) -> str:
+    """:func:`instant_text` in DuckDB: ``event_time`` spelled one way per instant."""
+    for pattern, replacement in INSTANT_REWRITES:
+        backreference = replacement.replace("${1}", "\\1")  # RE2 spells polars' ${1} as \1
+        column = f"regexp_replace({column}, {sql_str(pattern)}, {sql_str(backreference)})"
+    return column
+
+
+def identity_sql(log: str) -> str:
+    """:func:`identity` as one DuckDB row: copies are one event when ``min`` and ``max`` of it over
+    their group are not distinct (nulls and -0.0 compare as polars' ``n_unique`` counts them)."""
+    return "row(" + ", ".join(instant_sql(c) if c == "event_time" else c for c in identity_columns(log)) + ")"
 
 
 def duplicated(ids: pl.Series) -> pl.Series:
