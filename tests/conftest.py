@@ -42,6 +42,7 @@ LONGEST_FIRST = (  # measured at 23c4cfe+1 (`--durations=0`, summed per unit; 92
     "test_bench.py",  # ~76 s
     "test_outdated_dates.py",
     "test_storage.py",
+    "test_hot_ids.py",  # ~59 s
     "test_far_conflicts.py",  # ~49 s
     "test_concurrency.py",
     "test_pool_slots.py",

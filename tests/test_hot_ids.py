@@ -84,18 +84,29 @@ HOT = IMPRESSIONS_HOT | {"hot-under", "hot-order", "hot-null", "hot-late"}
 
 
 @pytest.fixture(scope="module")
-def landed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("hot-landed")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("hot-raw")
     generate_dataset(root, START, 3, 4000, seed=11, dirt_rate=0.02)
     for (log, arrival, name), lines in _hot_lines().items():
         existing = root / "raw" / log / f"dt={arrival}" / name
         assert not existing.exists()
         write_raw(root, log, arrival.isoformat(), lines, name=name)
-    data = DataDir.at(root)
-    for log in LOGS:
-        for day in ARRIVALS:
-            land_partition(data, log, day, buckets=BUCKETS)
     return root
+
+
+def _land(raw: Path, target: Path, buckets: list[int]) -> Path:
+    """The raw data landed with ``buckets[i % len(buckets)]`` buckets on the i-th arrival day."""
+    shutil.copytree(raw, target, dirs_exist_ok=True)
+    data = DataDir.at(target)
+    for log in LOGS:
+        for i, day in enumerate(ARRIVALS):
+            land_partition(data, log, day, buckets=buckets[i % len(buckets)])
+    return target
+
+
+@pytest.fixture(scope="module")
+def landed(raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _land(raw, tmp_path_factory.mktemp("hot-landed"), [BUCKETS])
 
 
 def _stage(landed: Path, target: Path, group_rows: int) -> dict[str, object]:
@@ -188,6 +199,29 @@ def test_hot_ids_staged_apart_give_the_same_outputs(
     assert found == counted
     assert max(largest.values()) <= 50 if scan_factor == 0 else largest["impressions"] <= 50
     assert got.keys() == ordinary.keys()
+    for name, rows in ordinary.items():
+        assert got[name] == rows, name
+
+
+def test_hot_ids_in_files_cut_another_way_are_staged_apart_too(
+    raw: Path, tmp_path: Path, ordinary: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Arrival days landed before bucketing (one bucket) are read by hash: their hot ids are counted
+    and left out of the pieces the same way, with the same outputs."""
+    monkeypatch.setenv("REVWH_HOT_ID_COPIES", "50")
+    monkeypatch.setattr(hot_module, "SCAN_FACTOR", 0)
+    found: set[str] = set()
+    real_find = stage_module.find_hot_ids
+
+    def finding(*args, **kwargs):
+        hot = real_find(*args, **kwargs)
+        found.update(i for frame in hot.by_day.values() for i in frame.get_column("event_id").to_list())
+        return hot
+
+    monkeypatch.setattr(stage_module, "find_hot_ids", finding)
+    mixed = _land(raw, tmp_path / "landed", [BUCKETS, 1])  # D and D+2 are cut the other way
+    got = _stage(mixed, tmp_path / "staged", group_rows=600)
+    assert found == HOT
     for name, rows in ordinary.items():
         assert got[name] == rows, name
 
