@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from pipelines.contract import LOGS
@@ -22,7 +23,7 @@ from pipelines.landing.land import land_partition, landing_sources
 from pipelines.reference import load_reference
 from pipelines.staged import hot_ids as hot_module
 from pipelines.staged import stage as stage_module
-from pipelines.staged.hot_ids import find_hot_ids
+from pipelines.staged.hot_ids import find_hot_ids, oversized_buckets
 from pipelines.staged.rules import identity, identity_sql, instant_sql, instant_text
 from pipelines.staged.stage import read_staged_stats, stage_range
 from tests.builders import coin_purchase, impression, order, write_raw
@@ -232,11 +233,16 @@ def test_ordinary_buckets_are_never_counted(landed: Path, monkeypatch: pytest.Mo
     data = DataDir.at(landed)  # only read
     sources = {d: landing_sources(data, "impressions", d, BUCKETS) for d in DAYS}
 
-    class NoQueries:
-        def sql(self, query: str) -> None:
-            raise AssertionError(query)
+    def rows(day: dt.date, bucket: int) -> int:
+        return sum(pq.read_metadata(p).num_rows for p in sources[day].bucket_files(bucket))
 
-    assert find_hot_ids(NoQueries(), sources, BUCKETS, limit=10**6).by_day == {}
+    for limit in (10**6, 400, 300):
+        expected = {
+            d: [p for b in range(BUCKETS) if rows(d, b) > 2 * limit for p in sources[d].bucket_files(b)] for d in DAYS
+        }
+        assert oversized_buckets(sources, BUCKETS, limit) == {d: files for d, files in expected.items() if files}
+    assert oversized_buckets(sources, BUCKETS, 10**6) == {} and D in oversized_buckets(sources, BUCKETS, 400)
+    sources = oversized_buckets(sources, BUCKETS, limit=300)
     with duckdb.connect() as con:
         hot = find_hot_ids(con, sources, BUCKETS, limit=300)  # hot: more than 300 // 8 copies
     assert set(hot.by_day) == {D}

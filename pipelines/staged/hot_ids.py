@@ -72,15 +72,11 @@ def _rows(files: list[Path]) -> int:
     return sum(pq.read_metadata(p).num_rows for p in files)
 
 
-def find_hot_ids(
-    con: duckdb.DuckDBPyConnection, sources: dict[dt.date, LandingSources], buckets: int, limit: int
-) -> HotIds:
-    """Count the ids of every bucket (and of the files cut another way) that holds more than
-    SCAN_FACTOR pieces' worth of copies of a date; keep those with more than :func:`hot_copies`.
-    Row counts come from the Parquet footers, so a day without such a bucket costs no read."""
+def oversized_buckets(sources: dict[dt.date, LandingSources], buckets: int, limit: int) -> dict[dt.date, list[Path]]:
+    """Per date, the files of every bucket (and those cut another way) holding more than SCAN_FACTOR
+    pieces' worth of its copies. Row counts come from the Parquet footers: no data is read."""
     scan_above = SCAN_FACTOR * max(1, limit)
-    threshold = hot_copies(limit)
-    by_day: dict[dt.date, pl.DataFrame] = {}
+    out: dict[dt.date, list[Path]] = {}
     for day, source in sources.items():
         files: list[Path] = []
         for bucket in range(buckets):
@@ -89,8 +85,18 @@ def find_hot_ids(
                 files += bucket_files
         if source.other and _rows(source.other) > scan_above:
             files += source.other
-        if not files:
-            continue
+        if files:
+            out[day] = files
+    return out
+
+
+def find_hot_ids(
+    con: duckdb.DuckDBPyConnection, oversized: dict[dt.date, list[Path]], buckets: int, limit: int
+) -> HotIds:
+    """Count the ids of the :func:`oversized_buckets`; keep those with more than :func:`hot_copies`."""
+    threshold = hot_copies(limit)
+    by_day: dict[dt.date, pl.DataFrame] = {}
+    for day, files in oversized.items():
         frame = con.sql(
             f"""SELECT event_id, {bucket_expr(buckets)} AS bucket
                 FROM read_parquet({sql_list(files)}, union_by_name = true)

@@ -53,7 +53,7 @@ from pipelines.quality.quarantine import QUARANTINE_SCHEMA
 from pipelines.reference import Reference
 from pipelines.schemas.events import polars_schema
 from pipelines.staged.far_conflicts import FarConflicts, find_far_conflicts
-from pipelines.staged.hot_ids import HotResult, find_hot_ids, smallest_raw, stage_hot_ids
+from pipelines.staged.hot_ids import HotIds, HotResult, find_hot_ids, oversized_buckets, smallest_raw, stage_hot_ids
 from pipelines.staged.rules import StagedBucket, stage_copies
 
 FILE, ROW = "_file", "_row"  # where a copy lives in landing: index into the bucket's file list, row in the file
@@ -533,8 +533,10 @@ def stage_range(
     outputs = {d: _DayOutput(data, log, d, ref.fingerprint(d)) for d in days}
     lock = threading.Lock()
     limit = max(1, (staged_group_rows() if group_rows is None else group_rows) // max(1, threads))
-    with compute_connection(data) as con:
-        hot = find_hot_ids(con, sources, buckets, limit)
+    hot = HotIds({})
+    if oversized := oversized_buckets(sources, buckets, limit):
+        with compute_connection(data) as con:
+            hot = find_hot_ids(con, oversized, buckets, limit)
 
     def run_piece(piece: Piece) -> None:
         reader = _BucketReader(data, log, buckets)
