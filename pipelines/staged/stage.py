@@ -14,6 +14,9 @@ A bucket of more than twice the group limit (a day of about 50M events or more)
 is cut further into *slices* by a second hash of event_id, read with a filter, so
 memory stays bounded up to days of hundreds of millions of events (MAX_SLICES
 slices a bucket).
+Slices cannot split one id, so the ids with a great many copies in a bucket far
+larger than a piece are found first and staged apart in DuckDB
+(``pipelines.staged.hot_ids``): the pieces never hold their copies.
 The ``raw`` line is never loaded for the bulk of the events: only the rows that
 end in the quarantine fetch it, by file and row number, after the rules have
 decided.
