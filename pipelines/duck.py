@@ -108,21 +108,35 @@ MAX_LINE_BYTES = 32 << 20
 # ignores the memory limit (a file in another encoding put every line there: 1.6 GiB a million lines). A
 # file that reaches it is read again by Python, streaming (pipelines.landing.undecodable).
 REJECTS_PER_FILE = 1000
+# ... and about this many over all the files of one read: 5,000 files of 990 Latin-1 lines each (under
+# the per-file limit, past the probes of pipelines.landing.undecodable) held 8 GiB in the table.
+REJECTS_PER_READ = 100_000
 
 
-def read_lines_sql(files_sql: str, *, filename: bool = False) -> str:
+def rejects_per_file(n_files: int) -> int:
+    """The reject table's limit per file for a read of ``n_files`` files: ``REJECTS_PER_FILE``, less when
+    the files together could keep more than ``REJECTS_PER_READ``. Whoever reads the table must compare a
+    file's count with the same limit: a file that reaches it is read again by Python."""
+    return max(1, min(REJECTS_PER_FILE, REJECTS_PER_READ // max(1, n_files)))
+
+
+def read_lines_sql(files_sql: str, *, filename: bool = False, rejects_limit: int | None = None) -> str:
     """SELECT every line of the files as ``raw`` (plus ``filename``): the text between line ends,
-    blank lines included but empty ones left out; undecodable lines go to the reject table."""
+    blank lines included but empty ones left out; undecodable lines go to the reject table, at most
+    ``rejects_limit`` (default ``REJECTS_PER_FILE``) of each file."""
+    limit = REJECTS_PER_FILE if rejects_limit is None else rejects_limit
     return f"""SELECT CASE WHEN rest IS NULL THEN raw ELSE raw || '{LINE_SEPARATOR}' || rest END AS raw
                       {", filename" if filename else ""}
     FROM read_csv({files_sql}, columns = {{'raw': 'VARCHAR', 'rest': 'VARCHAR'}}, header = false,
                   delim = '{LINE_SEPARATOR}', quote = '', escape = '', nullstr = '\n', auto_detect = false,
                   filename = {str(filename).lower()}, comment = '', strict_mode = false, null_padding = true,
-                  store_rejects = true, rejects_limit = {REJECTS_PER_FILE},
+                  store_rejects = true, rejects_limit = {int(limit)},
                   max_line_size = {MAX_LINE_BYTES}, buffer_size = {MAX_LINE_BYTES},
                   new_line = '\\n')"""
 
 
-def union_of_scans(files: list[Path], scan: Callable[[str], str]) -> str:
-    """``scan(list literal)`` for each group of :func:`file_groups`, as one UNION ALL."""
-    return "\nUNION ALL\n".join(scan(sql_list(group)) for group in file_groups(files))
+def union_of_scans(files: list[Path], scan: Callable[..., str]) -> str:
+    """``scan(list literal, rejects_limit=...)`` for each group of :func:`file_groups`, as one UNION ALL;
+    the reject limit is :func:`rejects_per_file` of all ``files``."""
+    limit = rejects_per_file(len(files))
+    return "\nUNION ALL\n".join(scan(sql_list(group), rejects_limit=limit) for group in file_groups(files))

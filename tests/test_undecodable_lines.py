@@ -15,6 +15,7 @@ import pytest
 
 import pipelines.landing.land as land_module
 import pipelines.landing.undecodable as undecodable
+from pipelines.duck import rejects_per_file
 from pipelines.lake import DataDir
 from pipelines.landing.land import land_partition
 from pipelines.landing.undecodable import undecodable_lines
@@ -122,8 +123,6 @@ def test_a_file_with_many_undecodable_lines_is_read_again_in_batches(
     body = GOOD + b"\n" + b"\n".join(LATIN1.replace(b"x", b"x%d" % i) for i in range(5)) + b"\nzz\xff\n"
     (_folder(data) / ("a.jsonl.gz" if gz else "a.jsonl")).write_bytes(gzip.compress(body) if gz else body)
     monkeypatch.setattr("pipelines.duck.REJECTS_PER_FILE", 2)
-    monkeypatch.setattr("pipelines.landing.land.REJECTS_PER_FILE", 2)
-    monkeypatch.setattr("pipelines.quality.reconcile.REJECTS_PER_FILE", 2)
     batches = undecodable.undecodable_batches
     monkeypatch.setattr(land_module, "undecodable_batches", lambda path, **kw: batches(path, batch_lines=2, **kw))
     monkeypatch.setattr(land_module, "undecodable_lines", lambda path: pytest.fail("read whole"))
@@ -136,6 +135,36 @@ def test_a_file_with_many_undecodable_lines_is_read_again_in_batches(
         [f'{{"event_id":"x{i}\ufffdabc","event_time":"2025"}}' for i in range(5)] + ["zz\ufffd"]
     )
     assert count_raw_lines(data, "impressions", DAY) == 7
+
+
+def test_the_reject_limit_shrinks_with_the_number_of_files() -> None:
+    assert [rejects_per_file(n) for n in (0, 1, 100, 101, 1000, 5000, 10**6)] == [1000, 1000, 1000, 990, 100, 20, 1]
+
+
+def test_many_files_with_undecodable_lines_keep_few_rejects_in_memory(
+    data: DataDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thousands of files, each with fewer undecodable lines than a file's reject limit, past the probes:
+    the reader's table would keep them all (5,000 files of 990 Latin-1 lines held 8 GiB). The limit per
+    file shrinks with the number of files (here 3 files, about 6 rejects a read: 2 a file), and a file
+    that reaches it is read again by Python, for landing and the check alike."""
+    folder = _folder(data)
+    for f in range(3):
+        bad = [LATIN1.replace(b"x", b"f%dx%d" % (f, i)) for i in range(3)]
+        good = GOOD.replace(b"good", b"good%d" % f)
+        (folder / f"{f}.jsonl").write_bytes(b"\n".join([bad[0], good, *bad[1:]]) + b"\n")
+    monkeypatch.setattr("pipelines.duck.REJECTS_PER_READ", 6)
+    monkeypatch.setattr(land_module, "probes_undecodable", lambda path: False)  # as if past the probes
+    monkeypatch.setattr("pipelines.quality.reconcile.probes_undecodable", lambda path: False)
+    with duckdb.connect() as con:
+        stats = land_partition(data, "impressions", DAY, con=con)
+        kept = con.execute("SELECT file_id, count(*) FROM reject_errors GROUP BY 1").fetchall()
+    assert sorted(n for _file, n in kept) == [2, 2, 2]
+    assert (stats.landed, stats.accepted, stats.by_reason) == (12, 3, {"malformed": 9})
+    assert sorted(raw for _src, _reason, raw in _quarantine(data)) == sorted(
+        f'{{"event_id":"f{f}x{i}\ufffdabc","event_time":"2025"}}' for f in range(3) for i in range(3)
+    )
+    assert count_raw_lines(data, "impressions", DAY) == 12
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
@@ -170,8 +199,8 @@ def test_a_file_whose_rejects_fill_the_readers_table_loses_no_over_long_line(
     long_line = json.dumps(impression("long", T) | {"pad": "x" * 150_000}).encode()
     body = GOOD + b"\n" + b"\n".join(LATIN1.replace(b"x", b"x%d" % i) for i in range(4)) + b"\n" + long_line + b"\n"
     (_folder(data) / "a.jsonl").write_bytes(body)
+    monkeypatch.setattr("pipelines.duck.REJECTS_PER_FILE", 2)
     for module in ("pipelines.duck", "pipelines.landing.land", "pipelines.quality.reconcile"):
-        monkeypatch.setattr(f"{module}.REJECTS_PER_FILE", 2)
         monkeypatch.setattr(f"{module}.MAX_LINE_BYTES", 100_000)
     monkeypatch.setattr(land_module, "probes_undecodable", lambda path: False)  # as if past the probes
     monkeypatch.setattr("pipelines.quality.reconcile.probes_undecodable", lambda path: False)

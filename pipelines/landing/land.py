@@ -32,7 +32,7 @@ import duckdb
 import polars as pl
 
 from pipelines.contract import MAX_LATENESS_DAYS, Reason
-from pipelines.duck import MAX_LINE_BYTES, REJECTS_PER_FILE, compute_connection, sql_list, sql_path, sql_str
+from pipelines.duck import MAX_LINE_BYTES, compute_connection, rejects_per_file, sql_list, sql_path, sql_str
 from pipelines.lake import DataDir, replace_dir, temp_sibling
 from pipelines.landing.gzip_repair import file_named_in, read_with_gzip_repair, reason_for
 from pipelines.landing.id_index import INDEX_FILE, write_id_index
@@ -436,7 +436,7 @@ def _unreadable_lines_sql(
     partition. Their text there is mangled (see :mod:`pipelines.landing.undecodable`), so a file whose
     rejects are all undecodable lines is read again for their own bytes. It keeps the reader's text if
     that finds another number of such lines than the reader did (the counts must balance). The reader
-    keeps at most ``REJECTS_PER_FILE`` of a file's lines (its table lives in memory); a file that
+    keeps at most ``rejects_per_file`` of a file's lines (its table lives in memory); a file that
     reaches that (a file in another encoding) takes its undecodable lines from the re-read alone, which
     writes them to ``work`` in batches, so they are never all in memory.
     """
@@ -454,12 +454,13 @@ def _unreadable_lines_sql(
     if not per_file:
         return aside if set_aside else None
     by_name = {p.name: p for p in files}
-    texts: dict[str, list[str]] = {}
+    limit = rejects_per_file(len(files))  # as the read had it (pipelines.duck.union_of_scans)
+    texts: dict[str, list[str]] = {}  # fewer than `limit` lines a file: at most about REJECTS_PER_READ in all
     batch_files: dict[str, list[Path]] = {}
     for name, count, encoding_only in per_file:
         if name not in by_name:
             continue
-        if count >= REJECTS_PER_FILE:  # the table kept only some of its rejects, of whatever kind
+        if count >= limit:  # the table kept only some of its rejects, of whatever kind
             batch_files[name] = _write_undecodable_batches(by_name[name], work / f"undecodable-{len(batch_files)}")
         elif encoding_only and len(lines := undecodable_lines(by_name[name])) == count:
             texts[name] = lines

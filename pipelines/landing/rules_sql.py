@@ -247,9 +247,10 @@ def bucket_expr(buckets: int) -> str:
     return f"CAST(hash(event_id) % CAST({int(buckets)} AS UBIGINT) AS INTEGER)"
 
 
-def _read_lines(files_sql: str) -> str:
+def _read_lines(files_sql: str, *, rejects_limit: int) -> str:
     """Every line of the files, as text with its file name (see :func:`pipelines.duck.read_lines_sql`)."""
-    return f"SELECT raw, parse_filename(filename) AS src FROM ({read_lines_sql(files_sql, filename=True)})"
+    scan = read_lines_sql(files_sql, filename=True, rejects_limit=rejects_limit)
+    return f"SELECT raw, parse_filename(filename) AS src FROM ({scan})"
 
 
 def landing_select(log: str, files: list[Path], arrival_date: str) -> str:

@@ -19,10 +19,10 @@ import polars as pl
 from pipelines.contract import LOGS
 from pipelines.duck import (
     MAX_LINE_BYTES,
-    REJECTS_PER_FILE,
     compute_connection,
     connect,
     read_lines_sql,
+    rejects_per_file,
     sql_path,
     union_of_scans,
 )
@@ -63,7 +63,7 @@ def count_raw_lines(data: DataDir, log: str, day: dt.date, con: duckdb.DuckDBPyC
         return 0
 
     # Lines the reader cannot decode (invalid UTF-8) land in its reject table; they are lines too. It
-    # keeps REJECTS_PER_FILE of a file's: a file that reaches that has its undecodable lines counted
+    # keeps rejects_per_file(files) of a file's: a file that reaches that has its undecodable lines counted
     # by Python instead.
     unreadable = """SELECT parse_filename(s.file_path), count(DISTINCT (e.scan_id, e.file_id, e.line)),
                            bool_and(e.error_type = 'INVALID ENCODING')
@@ -78,9 +78,10 @@ def count_raw_lines(data: DataDir, log: str, day: dt.date, con: duckdb.DuckDBPyC
                   WHERE CASE WHEN starts_with(raw, '{{') THEN true ELSE regexp_matches(raw, '[^ \\t\\r]') END"""
         readable = int(cursor.execute(sql).fetchall()[0][0])
         by_name = {p.name: p for p in paths}
+        limit = rejects_per_file(len(paths))  # as union_of_scans read them
         rejected = 0
         for name, n, _encoding_only in cursor.execute(unreadable).fetchall():
-            full = n >= REJECTS_PER_FILE and name in by_name  # the reader kept only some of its rejects
+            full = n >= limit and name in by_name  # the reader kept only some of its rejects
             rejected += count_undecodable_lines(by_name[name], MAX_LINE_BYTES) if full else int(n)
         return readable + rejected
 
