@@ -103,6 +103,29 @@ def test_far_conflicts_lists_every_copy_confirmed_on_strings(tmp_path: Path) -> 
     assert chunked.copies.rows() == far.copies.rows()
 
 
+def test_far_copies_live_in_a_scratch_file_sorted_by_date_and_read_a_piece_at_a_time(tmp_path: Path) -> None:
+    """A producer whose ids restart every day ties every copy of a range together (60 days of 300k ids:
+    18M copies, 4 GiB in memory): the copies go to a Parquet file sorted by date, a piece of the staged
+    step reads its date's ids of its buckets only, and the file goes with the object."""
+    data = _scenario(tmp_path)
+    _land(data, range(0, 9))
+    with find_far_conflicts(data, "impressions", [day(2)], buckets=4) as far:
+        assert far.ids == 2
+        rows = pl.read_parquet(far.copies_file)
+        assert rows.columns == ["event_id", "event_date", "h"] and rows["event_date"].is_sorted()
+        bucket = {i: h % 4 for i, h in rows.select("event_id", "h").unique().iter_rows()}
+        for b in range(4):
+            expected = sorted(i for i in ("far-5", "near-3") if bucket[i] == b)
+            assert sorted(far.ids_on(day(0), [b], 4).to_list()) == expected
+        assert far.ids_on(day(3), range(4), 4).to_list() == ["near-3"]
+        assert far.ids_on(day(1)).len() == 0
+        folder = far.copies_file.parent
+        assert folder.parent == data.scratch
+    assert not folder.exists()
+    stage_days(data, "impressions", [day(5)], load_reference(data), buckets=4)  # finds its own, and removes it
+    assert list(data.scratch.iterdir()) == []
+
+
 def test_a_date_staged_before_the_far_copy_landed_is_reported_stale(tmp_path: Path) -> None:
     data = _scenario(tmp_path)
     ref = load_reference(data)

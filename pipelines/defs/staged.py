@@ -85,36 +85,36 @@ def build_staged_asset(log: str) -> list:
         reasons: dict[str, int] = {}
         days = partition_dates(context)
         behind = _arrival_days_landed(context, data, log, days)
-        far = find_far_conflicts(data, log, days, landing_buckets())
-        for stats in stage_days(data, log, days, ref, far=far):
-            day = dt.date.fromisoformat(stats.event_date)
-            context.log.info(
-                f"staged/{log} {day}: {stats.copies} copies → {stats.accepted} events, "
-                f"{stats.collapsed} duplicates collapsed, {stats.quarantined} quarantined {stats.by_reason}"
-            )
-            for k in totals:
-                totals[k] += getattr(stats, k)
-            for r, n in stats.by_reason.items():
-                reasons[r] = reasons.get(r, 0) + n
-            context.log_event(
-                dg.AssetObservation(
-                    asset_key=staged_key(log),
-                    partition=key(day),
-                    metadata={
-                        "dagster/row_count": stats.accepted,
-                        "collapsed_duplicates": stats.collapsed,
-                        "quarantined": stats.quarantined,
-                        "quarantine_by_reason": dg.MetadataValue.json(stats.by_reason),
-                    },
+        with find_far_conflicts(data, log, days, landing_buckets()) as far:
+            for stats in stage_days(data, log, days, ref, far=far):
+                day = dt.date.fromisoformat(stats.event_date)
+                context.log.info(
+                    f"staged/{log} {day}: {stats.copies} copies → {stats.accepted} events, "
+                    f"{stats.collapsed} duplicates collapsed, {stats.quarantined} quarantined {stats.by_reason}"
                 )
-            )
-        stale = [d.isoformat() for d in far.stale_dates(data, days)]
-        if stale:
-            context.log.warning(
-                f"staged/{log}: event dates {', '.join(stale)} (outside this run) hold copies of ids whose "
-                "other copies this run changed: a copy landed on one of this run's dates (rule 5 rejects every "
-                "copy), or the copies that made them conflicting are gone. Re-run them to apply rule 5 again."
-            )
+                for k in totals:
+                    totals[k] += getattr(stats, k)
+                for r, n in stats.by_reason.items():
+                    reasons[r] = reasons.get(r, 0) + n
+                context.log_event(
+                    dg.AssetObservation(
+                        asset_key=staged_key(log),
+                        partition=key(day),
+                        metadata={
+                            "dagster/row_count": stats.accepted,
+                            "collapsed_duplicates": stats.collapsed,
+                            "quarantined": stats.quarantined,
+                            "quarantine_by_reason": dg.MetadataValue.json(stats.by_reason),
+                        },
+                    )
+                )
+            stale = [d.isoformat() for d in far.stale_dates(data, days)]
+            if stale:
+                context.log.warning(
+                    f"staged/{log}: event dates {', '.join(stale)} (outside this run) hold copies of ids whose "
+                    "other copies this run changed: a copy landed on one of this run's dates (rule 5 rejects every "
+                    "copy), or the copies that made them conflicting are gone. Re-run them to apply rule 5 again."
+                )
         outdated = [d.isoformat() for d in outdated_dates(data, log, _window_around(days))]
         if outdated:
             context.log.warning(
@@ -125,7 +125,7 @@ def build_staged_asset(log: str) -> list:
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": totals["accepted"],
-                "far_conflicting_ids": far.copies.get_column("event_id").n_unique(),
+                "far_conflicting_ids": far.ids,
                 "stale_event_dates": dg.MetadataValue.json(stale),
                 "outdated_event_dates": dg.MetadataValue.json(outdated),
                 CHANGED_DAYS_METADATA: dg.MetadataValue.json(behind),

@@ -12,6 +12,11 @@ the landing id indexes (``pipelines.landing.id_index``) of every arrival day in 
 3. confirm on the strings, read from the few landing files that can hold them (a hash
    collision never counts).
 
+The hashes found (step 2) and the confirmed copies (step 3) go to Parquet files in the scratch
+folder, not memory: a producer whose ids restart every day ties every copy of a range together
+(60 days of 300k such ids: 18M copies, which held 4 GiB in memory). The copies are sorted by event
+date, so each piece of the staged step reads only its date's row groups and its buckets' ids.
+
 The result also says which dates outside the run a re-staging of the run's dates makes stale
 (their partitions are stale until they are re-run). Rule 5 ties every date holding a copy of an
 id to every other such date, so a date D outside the run is stale when the run changes that tie:
@@ -31,7 +36,10 @@ id to every other such date, so a date D outside the run is stale when the run c
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import shutil
+import tempfile
+import weakref
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +47,7 @@ import duckdb
 import polars as pl
 
 from pipelines.contract import MAX_LATENESS_DAYS, Reason, arrival_days
-from pipelines.duck import compute_connection, sql_list
+from pipelines.duck import compute_connection, sql_list, sql_path, sql_str
 from pipelines.lake import DataDir
 from pipelines.landing.id_index import id_index_rows, landed_arrivals
 from pipelines.landing.land import landing_sources
@@ -59,29 +67,67 @@ def reach(days: Iterable[dt.date]) -> list[dt.date]:
     return sorted({d + dt.timedelta(days=i) for d in days for i in range(-MAX_LATENESS_DAYS, MAX_LATENESS_DAYS + 1)})
 
 
-@dataclass(frozen=True)
+@dataclass
 class FarConflicts:
-    """Every landed (event_id, event_date) of the ids found, confirmed on the strings: ``copies``
+    """Every landed (event_id, event_date) of the ids found, confirmed on the strings: the copies
     of the ids with copies on dates more than 3 days apart, or on a run date and a date outside
-    the run; ``orphans``, the copies left, all on one date outside the run, of ids that the run's
-    dates rejected as conflicting before this run and no longer hold."""
+    the run (a Parquet file sorted by date, ``copies_file``; None when there are none); ``orphans``,
+    the copies left, all on one date outside the run, of ids that the run's dates rejected as
+    conflicting before this run and no longer hold.
+
+    The file lives in a scratch folder removed by :meth:`close` (or the ``with`` block, or when the
+    object is collected)."""
 
     log: str
-    copies: pl.DataFrame
+    copies_file: Path | None = None
     orphans: pl.DataFrame = field(default_factory=lambda: _EMPTY)
+    ids: int = 0  # distinct ids in copies_file
+    _cleanup: weakref.finalize | None = field(default=None, repr=False, compare=False)
 
-    def ids_on(self, day: dt.date) -> pl.Series:
-        """The ids with a copy on ``day`` (rejected there as ``conflicting_duplicate``)."""
-        return self.copies.filter(pl.col("event_date") == day).get_column("event_id").unique()
+    def __enter__(self) -> FarConflicts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove the scratch folder of ``copies_file``."""
+        if self._cleanup is not None:
+            self._cleanup()
+
+    @property
+    def copies(self) -> pl.DataFrame:
+        """Every copy (event_id, event_date), sorted: the whole file in memory, for small cases."""
+        if self.copies_file is None:
+            return _EMPTY
+        frame = pl.read_parquet(self.copies_file, columns=["event_id", "event_date"], glob=False)
+        return frame.sort("event_id", "event_date")
+
+    def ids_on(self, day: dt.date, buckets: Collection[int] | None = None, of: int = 1) -> pl.Series:
+        """The ids with a copy on ``day`` (rejected there as ``conflicting_duplicate``); with
+        ``buckets``, only those whose hash falls in them (of ``of`` buckets)."""
+        if self.copies_file is None:
+            return _EMPTY.get_column("event_id")
+        rows = pl.scan_parquet(self.copies_file, glob=False).filter(pl.col("event_date") == day)
+        if buckets is not None:
+            rows = rows.filter((pl.col("h") % of).is_in(pl.Series(sorted(buckets), dtype=pl.UInt64).implode()))
+        return rows.select("event_id").unique().collect().get_column("event_id")
+
+    def dates(self) -> list[dt.date]:
+        """The event dates holding a copy or an orphan."""
+        found = set(self.orphans.get_column("event_date").to_list())
+        if self.copies_file is not None:
+            rows = pl.scan_parquet(self.copies_file, glob=False).select(pl.col("event_date").unique())
+            found |= set(rows.collect().get_column("event_date").to_list())
+        return sorted(found)
 
     def stale_dates(self, data: DataDir, days: Iterable[dt.date]) -> list[dt.date]:
         """Dates outside ``days`` staged earlier whose partitions no longer follow rule 5: their
         quarantine lacks some of ``copies``' ids (they still count events rule 5 rejects), or it
         rejects some of ``orphans``' ids (their other copies are gone)."""
         inside = set(days)
-        dates = set(self.copies.get_column("event_date").to_list()) | set(self.orphans.get_column("event_date"))
         stale = []
-        for day in sorted(dates - inside):
+        for day in [d for d in self.dates() if d not in inside]:
             if not data.staged_file(self.log, day).exists():
                 continue
             path = data.quarantine_file("staged", self.log, day)
@@ -131,15 +177,29 @@ def find_far_conflicts(
             other=[path for (path, _), a in zip(found, arrivals, strict=True) if a not in runs_arrivals],
         )
         if not days or not total:
-            return FarConflicts(log, _EMPTY)
+            return FarConflicts(log)
         lost = _hashes(con, rejected)
         chunks = max(1, -(-total // (chunk_rows or CHUNK_ROWS)))
-        parts = [_far_hashes(indexes, days, chunk, chunks, total, lost) for chunk in range(chunks)]
-        far = pl.concat([f for f, _ in parts])
-        orphans = pl.concat([o for _, o in parts])
-        copies = _confirm(con, data, log, far, buckets) if far.height else _EMPTY
-        orphans = _confirm_orphans(con, data, log, orphans, rejected, buckets) if orphans.height else _EMPTY
-        return FarConflicts(log, copies, orphans)
+        folder = Path(tempfile.mkdtemp(prefix=f"far-conflicts-{log}-", dir=data.scratch))
+        far = FarConflicts(log)
+        far._cleanup = weakref.finalize(far, shutil.rmtree, folder, True)
+        try:
+            hash_files, orphan_parts = [], []
+            for chunk in range(chunks):
+                hashes, orphans = _far_hashes(indexes, days, chunk, chunks, total, lost)
+                orphan_parts.append(orphans)
+                if hashes.height:
+                    hash_files.append(folder / f"hashes-{chunk:04d}.parquet")
+                    hashes.write_parquet(hash_files[-1])
+                del hashes
+            if hash_files:
+                far.copies_file, far.ids = _confirm(con, data, log, hash_files, buckets, folder / "copies.parquet")
+            orphans = pl.concat(orphan_parts)
+            far.orphans = _confirm_orphans(con, data, log, orphans, rejected, buckets) if orphans.height else _EMPTY
+        except BaseException:
+            far.close()
+            raise
+        return far
 
 
 def _hashes(con: duckdb.DuckDBPyConnection, ids: pl.Series) -> pl.Series:
@@ -175,7 +235,7 @@ def _far_hashes(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(h, event_date) of the hashes of one hash range that touch ``days`` and span more than the
     window, or have a copy the run lands and one outside ``days``; and (h, event_date) of the
-    ``lost`` hashes that no longer touch ``days`` and lie on one date."""
+    ``lost`` hashes that no longer touch ``days`` and lie on one date. The first may repeat a row."""
     rows = indexes.scan()
     low, high = (chunk << 64) // chunks, ((chunk + 1) << 64) // chunks
     if chunk:
@@ -214,53 +274,46 @@ def _far_hashes(
             | (pl.col("landed_by_run") & pl.col("leaves_run") & (pl.col("first") != pl.col("last")))
         )
     )
-    return repeated.drop("by_run").join(far.select("h"), on="h", how="semi").unique(), orphans
+    # Not made unique: an id that arrived on several days repeats its (h, event_date), which the
+    # confirmation reads as a set; polars' unique over 18M such rows held 3 GiB.
+    return repeated.drop("by_run").join(far.select("h"), on="h", how="semi"), orphans
 
 
-def _landed(
-    con: duckdb.DuckDBPyConnection,
-    data: DataDir,
-    log: str,
-    rows: pl.DataFrame,
-    buckets: int,
-    identical_among: pl.Series | None = None,
-) -> pl.DataFrame:
-    """The landed (event_id, event_date) whose hash and date are among ``rows`` (h, event_date),
-    distinct: read from the landing files of those dates and the hashes' buckets only. With
-    ``identical_among``, only those of these ids whose copies are all identical (rule 5's identity,
-    decided in DuckDB: an id may have millions of copies)."""
-    wanted = rows.select("h").unique()
-    bucket_set = sorted({h % buckets for h in wanted.get_column("h").to_list()})
+def _landing_files(con: duckdb.DuckDBPyConnection, data: DataDir, log: str, hashes: str, buckets: int) -> list[Path]:
+    """The landing files that can hold the ``hashes`` (a relation of h, event_date): those of each
+    date's buckets, and the date's files of another layout."""
+    pairs = con.sql(f"SELECT DISTINCT event_date, h % {int(buckets)} AS b FROM {hashes}").fetchall()
+    by_date: dict[dt.date, set[int]] = {}
+    for day, bucket in pairs:
+        by_date.setdefault(day, set()).add(int(bucket))
     files = []
-    for day in sorted(set(rows.get_column("event_date").to_list())):
+    for day in sorted(by_date):
         sources = landing_sources(data, log, day, buckets)
-        files += [p for b in bucket_set for p in sources.bucket_files(b)] + sources.other
+        files += [p for b in sorted(by_date[day]) for p in sources.bucket_files(b)] + sources.other
+    return files
+
+
+def _confirm(
+    con: duckdb.DuckDBPyConnection, data: DataDir, log: str, hash_files: list[Path], buckets: int, out: Path
+) -> tuple[Path | None, int]:
+    """The landed (event_id, event_date, h) of the hashes in ``hash_files`` whose ids really have two
+    or more dates, written to ``out`` sorted by date (DuckDB sorts and spills within its memory limit),
+    and how many ids that is; (None, 0) when there are none."""
+    hashes = f"read_parquet({sql_list(hash_files)})"
+    files = _landing_files(con, data, log, hashes, buckets)
     if not files:
-        return _EMPTY
-    copies = f"read_parquet({sql_list(files)}) WHERE hash(event_id) IN (SELECT h FROM far_hashes)"
-    query = f"SELECT DISTINCT event_id, event_date FROM {copies}"
-    if identical_among is not None:
-        con.register("far_ids", pl.DataFrame({"event_id": identical_among.cast(pl.String)}).to_arrow())
-        query = f"""WITH c AS (SELECT event_id, event_date, {identity_sql(log)} AS k FROM {copies}
-                               AND event_id IN (SELECT event_id FROM far_ids))
-                    SELECT DISTINCT event_id, event_date FROM c
-                    WHERE event_id IN (SELECT event_id FROM c GROUP BY event_id
-                                       HAVING min(k) IS NOT DISTINCT FROM max(k))"""
-    con.register("far_hashes", wanted.to_arrow())
-    try:
-        return con.sql(query).pl()
-    finally:
-        con.unregister("far_hashes")
-        if identical_among is not None:
-            con.unregister("far_ids")
-
-
-def _confirm(con: duckdb.DuckDBPyConnection, data: DataDir, log: str, far: pl.DataFrame, buckets: int) -> pl.DataFrame:
-    """The landed (event_id, event_date) of the ``far`` hashes whose ids really have two or
-    more dates: read from the landing files of those dates and hashes' buckets only."""
-    found = _landed(con, data, log, far, buckets)
-    multi = found.group_by("event_id").agg(pl.col("event_date").n_unique().alias("n")).filter(pl.col("n") > 1)
-    return found.join(multi.select("event_id"), on="event_id", how="semi").sort("event_id", "event_date")
+        return None, 0
+    con.execute(
+        f"""COPY (
+                WITH found AS (SELECT DISTINCT event_id, event_date FROM read_parquet({sql_list(files)})
+                               WHERE hash(event_id) IN (SELECT h FROM {hashes}))
+                SELECT event_id, event_date, hash(event_id) AS h FROM found
+                WHERE event_id IN (SELECT event_id FROM found GROUP BY event_id HAVING count(*) > 1)
+                ORDER BY event_date, h, event_id
+            ) TO {sql_str(out)} (FORMAT parquet, COMPRESSION zstd)"""
+    )
+    ids = int(con.execute(f"SELECT count(DISTINCT event_id) FROM read_parquet({sql_path(out)})").fetchone()[0])
+    return (out, ids) if ids else (None, 0)
 
 
 def _confirm_orphans(
@@ -272,9 +325,26 @@ def _confirm_orphans(
     buckets: int,
 ) -> pl.DataFrame:
     """The (event_id, event_date) of the ``rejected`` ids behind the orphan hashes whose copies left
-    are identical (copies that differ on their own date stay rejected whatever happened elsewhere).
-    A hash collision with another id may hide an orphan, never invent one."""
-    found = _landed(con, data, log, orphans, buckets, identical_among=rejected)
+    are identical (copies that differ on their own date stay rejected whatever happened elsewhere;
+    rule 5's identity, decided in DuckDB: an id may have millions of copies). A hash collision with
+    another id may hide an orphan, never invent one."""
+    con.register("orphan_hashes", orphans.select("h", "event_date").to_arrow())
+    con.register("far_ids", pl.DataFrame({"event_id": rejected.cast(pl.String)}).to_arrow())
+    try:
+        files = _landing_files(con, data, log, "orphan_hashes", buckets)
+        if not files:
+            return _EMPTY
+        found = con.sql(
+            f"""WITH c AS (SELECT event_id, event_date, {identity_sql(log)} AS k FROM read_parquet({sql_list(files)})
+                           WHERE hash(event_id) IN (SELECT h FROM orphan_hashes)
+                             AND event_id IN (SELECT event_id FROM far_ids))
+                SELECT DISTINCT event_id, event_date FROM c
+                WHERE event_id IN (SELECT event_id FROM c GROUP BY event_id
+                                   HAVING min(k) IS NOT DISTINCT FROM max(k))"""
+        ).pl()
+    finally:
+        con.unregister("orphan_hashes")
+        con.unregister("far_ids")
     if found.is_empty():
         return _EMPTY
     return found.cast(_EMPTY.schema).sort("event_id", "event_date")

@@ -24,6 +24,7 @@ decided.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -530,7 +531,20 @@ def stage_range(
     if not days:
         return []
     buckets = landing_buckets() if buckets is None else buckets
-    far = find_far_conflicts(data, log, days, buckets) if far is None else far
+    with find_far_conflicts(data, log, days, buckets) if far is None else contextlib.nullcontext(far) as found:
+        return _stage_range(data, log, days, ref, buckets, group_rows, threads, found)
+
+
+def _stage_range(
+    data: DataDir,
+    log: str,
+    days: list[dt.date],
+    ref: Reference,
+    buckets: int,
+    group_rows: int | None,
+    threads: int,
+    far: FarConflicts,
+) -> list[StagedStats]:
     span = [days[0] + dt.timedelta(days=i) for i in range(-MAX_LATENESS_DAYS, (days[-1] - days[0]).days + 4)]
     sources = {d: landing_sources(data, log, d, buckets) for d in span}
     outputs = {d: _DayOutput(data, log, d, ref.fingerprint(d)) for d in days}
@@ -559,7 +573,7 @@ def stage_range(
                         ids[other] = reader.ids(sources[other], piece, other_hot)
                     neighbours.append(ids[other])
                 foreign = _Ids.shared(ids[day], neighbours)
-                far_ids = far.ids_on(day)
+                far_ids = far.ids_on(day, piece.buckets, buckets)
                 if far_ids.len():
                     foreign = pl.concat([foreign, far_ids]).unique()
                 apart = _stage_hot(reader, log, files, hot_ids, foreign, outputs[day], lock)
@@ -607,7 +621,13 @@ def stage_days(
     once, each holding a proportionally smaller group."""
     days = sorted(set(days))
     buckets = landing_buckets() if buckets is None else buckets
-    far = find_far_conflicts(data, log, days, buckets) if far is None else far
+    with find_far_conflicts(data, log, days, buckets) if far is None else contextlib.nullcontext(far) as found:
+        return _stage_days(data, log, days, ref, buckets, threads, found)
+
+
+def _stage_days(
+    data: DataDir, log: str, days: list[dt.date], ref: Reference, buckets: int, threads: int | None, far: FarConflicts
+) -> list[StagedStats]:
     threads = parallel_threads(data, log, days, step_threads() if threads is None else threads)
     runs = split(days, threads)
     if len(runs) <= 1 or len(bucket_groups(data, log, days, buckets, staged_group_rows() // threads)) >= threads:
