@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 
 import pipelines.landing.land as land_module
@@ -124,7 +125,8 @@ def test_a_file_with_many_undecodable_lines_is_read_again_in_batches(
     (_folder(data) / ("a.jsonl.gz" if gz else "a.jsonl")).write_bytes(gzip.compress(body) if gz else body)
     monkeypatch.setattr("pipelines.duck.REJECTS_PER_FILE", 2)
     batches = undecodable.undecodable_batches
-    monkeypatch.setattr(land_module, "undecodable_batches", lambda path, **kw: batches(path, batch_lines=2, **kw))
+    monkeypatch.setattr(land_module, "undecodable_batches", lambda path, _n, **kw: batches(path, batch_lines=2, **kw))
+    monkeypatch.setattr(land_module, "UNDECODABLE_BATCH_LINES", 3)
     monkeypatch.setattr(land_module, "undecodable_lines", lambda path: pytest.fail("read whole"))
     monkeypatch.setattr(land_module, "probes_undecodable", lambda path: False)  # as if past the first MB
     monkeypatch.setattr("pipelines.quality.reconcile.probes_undecodable", lambda path: False)
@@ -165,6 +167,27 @@ def test_many_files_with_undecodable_lines_keep_few_rejects_in_memory(
         f'{{"event_id":"f{f}x{i}\ufffdabc","event_time":"2025"}}' for f in range(3) for i in range(3)
     )
     assert count_raw_lines(data, "impressions", DAY) == 12
+
+
+def test_lines_read_again_share_parquet_files_across_small_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """5,000 files of 990 such lines wrote 5,000 Parquet files; a batch now holds several files' lines,
+    in file order, and a folder left by an attempt before a retry is replaced."""
+    paths = []
+    for f in range(3):
+        paths.append(tmp_path / f"{f}.jsonl")
+        paths[-1].write_bytes(b"\n".join([GOOD, *(b"f%d-%d\xe9" % (f, i) for i in range(3))]) + b"\n")
+    folder = tmp_path / "undecodable"
+    folder.mkdir()
+    (folder / "000009.parquet").write_bytes(b"left by an earlier attempt")
+    monkeypatch.setattr(land_module, "UNDECODABLE_BATCH_LINES", 4)
+    written = land_module._write_undecodable_batches(paths, folder)
+    assert sorted(folder.iterdir()) == written
+    frames = [pl.read_parquet(p) for p in written]
+    assert [f.height for f in frames] == [6, 3]
+    assert frames[0]["src"].to_list() == ["0.jsonl"] * 3 + ["1.jsonl"] * 3
+    assert pl.concat(frames)["raw"].to_list() == [f"f{f}-{i}\ufffd" for f in range(3) for i in range(3)]
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])

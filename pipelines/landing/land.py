@@ -56,6 +56,8 @@ BUCKET_FILE = re.compile(r"bucket-(\d+)-\d+\.parquet")
 # Rows per Parquet row group of landing files: bounds DuckDB's buffer per open partition.
 LANDING_ROW_GROUP_SIZE = 65_536
 PARTITION_FLUSH_ROWS = 16_384
+# Lines of the files DuckDB's reject table could not hold, read again by Python, a Parquet file at a time.
+UNDECODABLE_BATCH_LINES = 100_000
 # A day with this many bytes of raw files lands alone rather than beside another day. Measured on 2
 # cores: five days of 2.65M impressions (680 MB each) took 41.7 s (79 CPU s) one at a time against
 # 50.9 s (100 CPU s) two at a time; 134 MB days tie (10.1-10.5 s either way); 23 MB days land in
@@ -456,19 +458,19 @@ def _unreadable_lines_sql(
     by_name = {p.name: p for p in files}
     limit = rejects_per_file(len(files))  # as the read had it (pipelines.duck.union_of_scans)
     texts: dict[str, list[str]] = {}  # fewer than `limit` lines a file: at most about REJECTS_PER_READ in all
-    batch_files: dict[str, list[Path]] = {}
+    reread: list[str] = []
     for name, count, encoding_only in per_file:
         if name not in by_name:
             continue
         if count >= limit:  # the table kept only some of its rejects, of whatever kind
-            batch_files[name] = _write_undecodable_batches(by_name[name], work / f"undecodable-{len(batch_files)}")
+            reread.append(name)
         elif encoding_only and len(lines := undecodable_lines(by_name[name])) == count:
             texts[name] = lines
     sources = [
         f"""SELECT DISTINCT ON (e.scan_id, e.file_id, e.line)
                    {columns}, e.csv_line AS raw, NULL::DATE AS event_date, parse_filename(s.file_path) AS src
                FROM {rejects}
-               WHERE NOT list_contains({_sql_text_list([*texts, *batch_files])}, parse_filename(s.file_path))"""
+               WHERE NOT list_contains({_sql_text_list([*texts, *reread])}, parse_filename(s.file_path))"""
     ]
     if texts:
         view = f"undecodable_lines_{arrival:%Y%m%d}"  # per day: days land side by side on cursors
@@ -481,22 +483,37 @@ def _unreadable_lines_sql(
         )
         con.register(view, frame)
         sources.append(f"SELECT {columns}, raw, NULL::DATE AS event_date, src FROM {view}")
-    written = [path for paths in batch_files.values() for path in paths] + set_aside
+    written = _write_undecodable_batches([by_name[n] for n in reread], work / "undecodable") + set_aside
     if written:
         sources.append(f"SELECT {columns}, raw, NULL::DATE AS event_date, src FROM read_parquet({sql_list(written)})")
     return "\nUNION ALL BY NAME\n".join(sources)
 
 
-def _write_undecodable_batches(path: Path, folder: Path) -> list[Path]:
-    """The file's undecodable lines, as Parquet files of one batch each (``src``, ``raw``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for i, batch in enumerate(undecodable_batches(path, max_line_bytes=MAX_LINE_BYTES)):
-        out.append(folder / f"{i:06d}.parquet")
-        frame = pl.DataFrame(
-            {"src": [path.name] * len(batch), "raw": batch}, schema={"src": pl.String, "raw": pl.String}
-        )
-        frame.write_parquet(out[-1])
+def _write_undecodable_batches(paths: list[Path], folder: Path) -> list[Path]:
+    """The undecodable and over-long lines of ``paths``, as Parquet files (``src``, ``raw``) of about
+    ``UNDECODABLE_BATCH_LINES`` lines each: a file's lines may span several, and one holds several small
+    files' (5,000 files of 990 such lines made 5,000 Parquet files for the quarantine to open)."""
+    shutil.rmtree(folder, ignore_errors=True)  # an attempt before a retry may have begun writing
+    out: list[Path] = []
+    names: list[str] = []
+    lines: list[str] = []
+
+    def flush() -> None:
+        if lines:
+            folder.mkdir(parents=True, exist_ok=True)
+            out.append(folder / f"{len(out):06d}.parquet")
+            frame = pl.DataFrame({"src": names, "raw": lines}, schema={"src": pl.String, "raw": pl.String})
+            frame.write_parquet(out[-1])
+            names.clear()
+            lines.clear()
+
+    for path in paths:
+        for batch in undecodable_batches(path, UNDECODABLE_BATCH_LINES, max_line_bytes=MAX_LINE_BYTES):
+            names.extend([path.name] * len(batch))
+            lines.extend(batch)
+            if len(lines) >= UNDECODABLE_BATCH_LINES:
+                flush()
+    flush()
     return out
 
 
