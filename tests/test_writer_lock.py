@@ -185,7 +185,12 @@ def test_a_run_launched_like_the_ui_does_waits_for_the_holder_then_succeeds(tmp_
     thread = threading.Thread(target=launch)
     thread.start()
     try:
-        time.sleep(1.5)
+        # until the run says it waits (a slow host may take seconds to start the run at all)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(
+            "waiting for" in r.user_message for run in instance.get_runs() for r in instance.all_logs(run.run_id)
+        ):
+            time.sleep(0.2)
         assert thread.is_alive() and not (tmp_path / "lake" / "landing").exists()  # no step has started
     finally:
         holder.kill()
