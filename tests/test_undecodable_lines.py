@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -105,6 +107,43 @@ def test_blocks_cut_anywhere_find_the_same_lines(tmp_path: Path, monkeypatch: py
     path = tmp_path / "x.jsonl"
     path.write_bytes(b"\xef\xbb\xbfok\r\n\xe9t\xc3\xa9\r\nfine \xe2\x82\xac\rno\xff end\n\n\xc3\nlast \xe9")
     assert undecodable_lines(path) == ["\ufffdt\u00e9", "no\ufffd end", "\ufffd", "last \ufffd"]
+
+
+@pytest.mark.parametrize(("window", "close"), [(4, 1), (4, 1000), (16, 3), (4096, 16)])
+def test_skipping_valid_stretches_finds_the_lines_splitting_finds(
+    monkeypatch: pytest.MonkeyPatch, window: int, close: int
+) -> None:
+    """A block is decoded stretch by stretch and only the lines around invalid bytes are cut out (or,
+    where bad lines come close together, split): the same lines, in order, as splitting every line.
+    Random blocks of LF, CR, CRLF, valid and invalid sequences, characters cut at a stretch's end."""
+    monkeypatch.setattr(undecodable, "WINDOW_BYTES", window)
+    monkeypatch.setattr(undecodable, "CLOSE_BAD_LINES", close)
+    pieces = [b"a", b"{}", b"\n", b"\r", b"\r\n", b"\xe9", b"\xc3\xa9", b"\xff", b"\xe2\x82", b"\xe2\x82\xac"]
+    pieces += [b"\xed\xa0\x80", b"\xf0\x9f\x98\x80", b"\xf0\x9f", b"\x80", b"0123456789" * 3]
+    rng = random.Random(37)
+    for _ in range(3000):
+        block = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 120)))
+        for limit in (None, 6, 1 << 20):
+            expected = [line for line in block.splitlines() if not undecodable._fits(line, limit)]
+            assert list(undecodable._unfit_lines(block, limit)) == expected, (block, limit)
+
+
+def test_a_long_valid_stretch_is_decoded_once_not_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines are split only near bad ones: a megabyte of valid lines around one bad line is not."""
+    split: list[int] = []
+    real = undecodable._split_unfit
+
+    def counted(block: bytes, limit: int | None) -> Iterator[bytes]:
+        split.append(len(block))
+        return real(block, limit)
+
+    monkeypatch.setattr(undecodable, "_split_unfit", counted)
+    valid = b'{"event_id":"e"}\n' * 40_000
+    assert list(undecodable._unfit_lines(valid + b"x\xe9\n" + valid, None)) == [b"x\xe9"]
+    assert split == []
+    dense = b"".join(b"l%d \xe9\n" % i for i in range(100))
+    assert len(list(undecodable._unfit_lines(valid + dense, None))) == 100
+    assert split and split[0] < len(dense)  # split from the close bad lines on, not the valid part
 
 
 def test_a_file_of_valid_utf8_has_no_undecodable_lines(tmp_path: Path) -> None:

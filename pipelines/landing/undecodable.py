@@ -7,12 +7,13 @@ sent, as closely as text can: the line's own bytes, each invalid sequence replac
 ``errors="replace"``, the WHATWG rule), every valid character kept.
 
 Only files DuckDB rejected lines of are read again, in blocks; a block that decodes whole is skipped at
-C speed, so only blocks holding a bad line are looked at line by line. A file with many such lines
+C speed, and in a block holding a bad line only the lines around invalid bytes are cut out. A file with many such lines
 (``duck.REJECTS_PER_FILE``: DuckDB keeps no more of them) is read in batches, never whole.
 """
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import zlib
 from collections.abc import Iterator
@@ -21,6 +22,10 @@ from typing import BinaryIO
 
 BLOCK_BYTES = 16 << 20
 BOM = b"\xef\xbb\xbf"
+# The first stretch decoded after a bad line; it grows fourfold while the text decodes.
+WINDOW_BYTES = 4096
+# Bad lines in a row, each within about two lines of the one before, after which a block is split into lines.
+CLOSE_BAD_LINES = 16
 
 
 def _open(path: Path) -> BinaryIO:
@@ -57,6 +62,51 @@ def _fits(data: bytes, max_line_bytes: int | None) -> bool:
     return max_line_bytes is None or len(data) <= max_line_bytes
 
 
+def _split_unfit(block: bytes, max_line_bytes: int | None) -> Iterator[bytes]:
+    """The lines of ``block`` that are not UTF-8 (or longer than ``max_line_bytes``), line by line."""
+    return (line for line in block.splitlines() if not _fits(line, max_line_bytes))
+
+
+def _unfit_lines(block: bytes, max_line_bytes: int | None) -> Iterator[bytes]:
+    """The lines of ``block`` that are not UTF-8 (or longer than ``max_line_bytes``), in order.
+
+    The decoder stops at the first invalid byte, so the valid stretch before it is skipped at C speed
+    and only the line around that byte is cut out; the next attempt starts after it. A block of many
+    valid lines and a few bad ones costs about one decode, not a list of every line. The decoder's
+    error holds a copy of its input, so the stretches decoded start small after a bad line. Where bad
+    lines come one after the other (an error costs more than a line's split), the rest of the block
+    is split into lines, as is a block longer than ``max_line_bytes`` (only such a block can hold a
+    line longer than that: a block ends at a line end)."""
+    if max_line_bytes is not None and len(block) > max_line_bytes:
+        yield from _split_unfit(block, max_line_bytes)
+        return
+    view, size = memoryview(block), len(block)
+    pos = floor = 0  # decoded up to pos; the lines from floor on were not cut out yet
+    window, close_together = WINDOW_BYTES, 0
+    next_lf = next_cr = -2  # the next LF / CR at or after the bad byte; -1: none left, -2: not looked for
+    while pos < size:
+        if close_together >= CLOSE_BAD_LINES:
+            yield from _split_unfit(block[floor:], max_line_bytes)
+            return
+        try:
+            _, used = codecs.utf_8_decode(view[pos : pos + window], None, pos + window >= size)
+            pos, window = pos + used, min(window * 4, BLOCK_BYTES)
+            continue
+        except UnicodeDecodeError as exc:
+            bad = pos + exc.start
+        window = WINDOW_BYTES  # the error copies its window: keep it small near bad lines
+        start = max(floor - 1, block.rfind(b"\n", floor, bad), block.rfind(b"\r", floor, bad)) + 1
+        # each search starts past the last one, so a block of many bad lines is scanned once
+        if next_lf == -2 or 0 <= next_lf < bad:
+            next_lf = block.find(b"\n", bad)
+        if next_cr == -2 or 0 <= next_cr < bad:
+            next_cr = block.find(b"\r", bad)
+        end = min([i for i in (next_lf, next_cr) if i >= 0], default=size)
+        close_together = close_together + 1 if start - floor <= 2 * (end - start) else 0
+        yield block[start:end]
+        pos = floor = end + 1
+
+
 def undecodable_batches(
     path: Path, batch_lines: int = 100_000, max_line_bytes: int | None = None
 ) -> Iterator[list[str]]:
@@ -71,9 +121,7 @@ def undecodable_batches(
                 block = block[len(BOM) :]
             if _fits(block, max_line_bytes):  # a whole block at C speed
                 continue
-            for line in block.splitlines():
-                if _fits(line, max_line_bytes):
-                    continue
+            for line in _unfit_lines(block, max_line_bytes):
                 out.append(line.decode("utf-8", errors="replace"))
                 if len(out) >= batch_lines:
                     yield out
