@@ -321,3 +321,24 @@ def test_removing_a_copy_on_a_date_never_staged_makes_its_partners_date_stale(tm
     assert _staged_metadata(later)["stale_event_dates"] == [str(day(6))]
     assert run_impressions_to_staged(tmp_path, day(6), day(6), instance).success
     assert _accepted(data, 6) == {"x", "ok-6"}
+
+
+def test_far_copies_and_orphans_found_in_one_call(tmp_path: Path) -> None:
+    """y's copies lie 8 days apart (far copies) and x's partner of D1+6 is removed (an orphan) in the
+    same run: both are found on one DuckDB connection (the copies' count once left a result open,
+    and the orphans' query failed with "connection has an unfinished result")."""
+    write_reference(tmp_path, day(-5), day(20))
+    write_raw(tmp_path, "impressions", str(day(3)), [impression("x", at(3))], "x.jsonl")
+    write_raw(tmp_path, "impressions", str(day(6)), [impression("x", at(6), price=7), impression("ok-6", at(6))])
+    write_raw(tmp_path, "impressions", str(day(0)), [impression("y", at(0))])
+    write_raw(tmp_path, "impressions", str(day(8)), [impression("y", at(8), price=3)])
+    data = DataDir.at(tmp_path)
+    _land(data, range(0, 12))
+    stage_days(data, "impressions", [day(6)], load_reference(data), buckets=4)
+    assert _staged_quarantine(data, 6) == {"x": "conflicting_duplicate"}
+    (data.raw_partition("impressions", day(3)) / "x.jsonl").unlink()
+    _land(data, range(3, 4))
+    with find_far_conflicts(data, "impressions", [day(i) for i in range(4)], buckets=4) as far:
+        assert far.copies.rows() == [("y", day(0)), ("y", day(8))]
+        assert far.orphans.rows() == [("x", day(6))]
+        assert far.stale_dates(data, [day(i) for i in range(4)]) == [day(6)]

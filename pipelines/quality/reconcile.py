@@ -175,7 +175,7 @@ def _usd_totals(con: duckdb.DuckDBPyConnection, source: str, count: str) -> dict
     """Each measure's exact total (``usd_sum``) and the sum of its magnitudes, and the event count."""
     columns = ", ".join(f'usd_sum("{m}") AS "{m}", sum(abs("{m}")) AS "|{m}|"' for m in MEASURES)
     query = f"SELECT {columns}, {count} AS event_count FROM {source}"
-    row = run_with_exact_fallback(con, lambda: con.execute(query).fetchone())
+    row = run_with_exact_fallback(con, lambda: con.execute(query).fetchall()[0])
     names = [f for m in MEASURES for f in (m, f"|{m}|")] + ["event_count"]
     return dict(zip(names, row, strict=True))
 

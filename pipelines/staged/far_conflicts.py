@@ -123,33 +123,50 @@ class FarConflicts:
 
     def stale_dates(self, data: DataDir, days: Iterable[dt.date]) -> list[dt.date]:
         """Dates outside ``days`` staged earlier whose partitions no longer follow rule 5: their
-        quarantine lacks some of ``copies``' ids (they still count events rule 5 rejects), or it
-        rejects some of ``orphans``' ids (their other copies are gone)."""
+        quarantine lacks some of the copies' ids (they still count events rule 5 rejects), or it
+        rejects some of ``orphans``' ids (their other copies are gone). Compared in DuckDB, within
+        its memory limit: with ids that restart every day, each date holds millions of both."""
         inside = set(days)
+        candidates = [d for d in self.dates() if d not in inside and data.staged_file(self.log, d).exists()]
+        if not candidates:
+            return []
+        copies = f"read_parquet({sql_path(self.copies_file)})" if self.copies_file else "(FROM orphans LIMIT 0)"
         stale = []
-        for day in [d for d in self.dates() if d not in inside]:
-            if not data.staged_file(self.log, day).exists():
-                continue
-            path = data.quarantine_file("staged", self.log, day)
-            rejected = _conflicting_ids(path).implode() if path.exists() else _EMPTY.get_column("event_id").implode()
-            orphans = self.orphans.filter(pl.col("event_date") == day).get_column("event_id")
-            if not self.ids_on(day).is_in(rejected).all() or orphans.is_in(rejected).any():
-                stale.append(day)
+        with compute_connection(data) as con:
+            con.register("orphans", self.orphans.select("event_id", "event_date").to_arrow())
+            for day in candidates:
+                path = data.quarantine_file("staged", self.log, day)
+                rejected = (
+                    f"""SELECT event_id FROM read_parquet({sql_path(path)}) WHERE event_id IS NOT NULL
+                        AND reason = {sql_str(str(Reason.CONFLICTING_DUPLICATE))}"""
+                    if path.exists()
+                    else "SELECT event_id FROM orphans WHERE false"
+                )
+                kept = f"SELECT 1 FROM {copies} WHERE event_date = $day AND event_id NOT IN ({rejected}) LIMIT 1"
+                lost = f"SELECT 1 FROM orphans WHERE event_date = $day AND event_id IN ({rejected}) LIMIT 1"
+                if con.execute(f"({kept}) UNION ALL ({lost})", {"day": day}).fetchall():
+                    stale.append(day)
         return stale
 
 
-def _conflicting_ids(quarantine: Path) -> pl.Series:
-    """The ids a staged quarantine file rejects as ``conflicting_duplicate``."""
-    frame = pl.read_parquet(quarantine, columns=["event_id", "reason"], glob=False)
-    return frame.filter(pl.col("reason") == str(Reason.CONFLICTING_DUPLICATE)).get_column("event_id").unique()
-
-
-def rejected_before(data: DataDir, log: str, days: Iterable[dt.date]) -> pl.Series:
-    """The ids the staged quarantines of ``days`` reject as conflicting, as they stand before
-    the run re-stages those dates."""
-    paths = [data.quarantine_file("staged", log, d) for d in sorted(set(days))]
-    found = [_conflicting_ids(p) for p in paths if p.exists()]
-    return pl.concat(found).unique() if found else _EMPTY.get_column("event_id")
+def write_rejected_before(
+    con: duckdb.DuckDBPyConnection, data: DataDir, log: str, days: Iterable[dt.date], out: Path
+) -> Path | None:
+    """Write the (event_id, h) of the ids the staged quarantines of ``days`` reject as conflicting,
+    as they stand before the run re-stages those dates, to ``out`` sorted by hash; None when there
+    are none. DuckDB reads them within its memory limit: a producer whose ids restart every day
+    fills each of those quarantines with all of its ids (7 dates of 5M: 35M rows, 20 s and 1 GiB
+    through polars)."""
+    paths = [p for p in (data.quarantine_file("staged", log, d) for d in sorted(set(days))) if p.exists()]
+    if not paths:
+        return None
+    con.execute(
+        f"""COPY (SELECT DISTINCT event_id, hash(event_id) AS h FROM read_parquet({sql_list(paths)})
+                  WHERE reason = {sql_str(str(Reason.CONFLICTING_DUPLICATE))} ORDER BY h)
+            TO {sql_str(out)} (FORMAT parquet)"""
+    )
+    found = int(con.execute(f"SELECT count(*) FROM read_parquet({sql_path(out)})").fetchall()[0][0])
+    return out if found else None
 
 
 def find_far_conflicts(
@@ -159,14 +176,12 @@ def find_far_conflicts(
     buckets: int,
     *,
     chunk_rows: int | None = None,
-    rejected: pl.Series | None = None,
 ) -> FarConflicts:
     """Ids with a copy on one of ``days`` and another copy more than 3 event days away, or with
     a copy on the arrival days of ``days`` (D..D+3) and another on a date outside ``days``;
-    and the orphans of ``rejected`` (by default :func:`rejected_before` of the reach dates, read
-    now, before ``days`` are re-staged)."""
+    and the orphans of the ids the reach dates rejected as conflicting (read now, before ``days``
+    are re-staged: :func:`write_rejected_before`)."""
     days = sorted(set(days))
-    rejected = rejected_before(data, log, reach(days)) if rejected is None else rejected
     with compute_connection(data) as con:
         arrivals = landed_arrivals(data, log)
         found = [id_index_rows(data, log, arrival, con) for arrival in arrivals]
@@ -178,12 +193,12 @@ def find_far_conflicts(
         )
         if not days or not total:
             return FarConflicts(log)
-        lost = _hashes(con, rejected)
-        chunks = max(1, -(-total // (chunk_rows or CHUNK_ROWS)))
         folder = Path(tempfile.mkdtemp(prefix=f"far-conflicts-{log}-", dir=data.scratch))
         far = FarConflicts(log)
         far._cleanup = weakref.finalize(far, shutil.rmtree, folder, True)
         try:
+            lost = write_rejected_before(con, data, log, reach(days), folder / "rejected-before.parquet")
+            chunks = max(1, -(-total // (chunk_rows or CHUNK_ROWS)))
             hash_files, orphan_parts = [], []
             for chunk in range(chunks):
                 hashes, orphans = _far_hashes(indexes, days, chunk, chunks, total, lost)
@@ -195,22 +210,12 @@ def find_far_conflicts(
             if hash_files:
                 far.copies_file, far.ids = _confirm(con, data, log, hash_files, buckets, folder / "copies.parquet")
             orphans = pl.concat(orphan_parts)
-            far.orphans = _confirm_orphans(con, data, log, orphans, rejected, buckets) if orphans.height else _EMPTY
+            if lost is not None and orphans.height:
+                far.orphans = _confirm_orphans(con, data, log, orphans, lost, buckets)
         except BaseException:
             far.close()
             raise
         return far
-
-
-def _hashes(con: duckdb.DuckDBPyConnection, ids: pl.Series) -> pl.Series:
-    """DuckDB's hash of each id, as the id indexes hold it."""
-    if not ids.len():
-        return pl.Series("h", [], dtype=pl.UInt64)
-    con.register("ids_to_hash", pl.DataFrame({"event_id": ids}).to_arrow())
-    try:
-        return con.sql("SELECT DISTINCT hash(event_id) AS h FROM ids_to_hash").pl().get_column("h")
-    finally:
-        con.unregister("ids_to_hash")
 
 
 @dataclass(frozen=True)
@@ -230,19 +235,27 @@ class IdIndexes:
         return pl.concat(parts)
 
 
+def _in_range(rows: pl.LazyFrame, chunk: int, chunks: int) -> pl.LazyFrame:
+    """The rows whose hash ``h`` falls in range ``chunk`` of ``chunks`` equal ranges."""
+    if chunk:
+        rows = rows.filter(pl.col("h") >= pl.lit((chunk << 64) // chunks, dtype=pl.UInt64))
+    if chunk < chunks - 1:
+        rows = rows.filter(pl.col("h") < pl.lit(((chunk + 1) << 64) // chunks, dtype=pl.UInt64))
+    return rows
+
+
 def _far_hashes(
-    indexes: IdIndexes, days: list[dt.date], chunk: int, chunks: int, total: int, lost: pl.Series
+    indexes: IdIndexes, days: list[dt.date], chunk: int, chunks: int, total: int, lost_file: Path | None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(h, event_date) of the hashes of one hash range that touch ``days`` and span more than the
     window, or have a copy the run lands and one outside ``days``; and (h, event_date) of the
-    ``lost`` hashes that no longer touch ``days`` and lie on one date. The first may repeat a row."""
-    rows = indexes.scan()
-    low, high = (chunk << 64) // chunks, ((chunk + 1) << 64) // chunks
-    if chunk:
-        rows = rows.filter(pl.col("h") >= pl.lit(low, dtype=pl.UInt64))
-    if chunk < chunks - 1:
-        rows = rows.filter(pl.col("h") < pl.lit(high, dtype=pl.UInt64))
-    frame = rows.collect()
+    hashes in ``lost_file`` that no longer touch ``days`` and lie on one date. The first may repeat a row."""
+    frame = _in_range(indexes.scan(), chunk, chunks).collect()
+    lost = (
+        _in_range(pl.scan_parquet(lost_file, glob=False).select("h"), chunk, chunks).collect().get_column("h")
+        if lost_file is not None
+        else pl.Series("h", [], dtype=pl.UInt64)
+    )
     in_run = pl.col("event_date").is_in(pl.Series(days, dtype=pl.Date).implode())
     lost_rows = (frame.filter(pl.col("h").is_in(lost.implode())) if lost.len() else frame.clear()).drop("by_run")
     orphans = lost_rows.join(
@@ -312,7 +325,7 @@ def _confirm(
                 ORDER BY event_date, h, event_id
             ) TO {sql_str(out)} (FORMAT parquet, COMPRESSION zstd)"""
     )
-    ids = int(con.execute(f"SELECT count(DISTINCT event_id) FROM read_parquet({sql_path(out)})").fetchone()[0])
+    ids = int(con.execute(f"SELECT count(DISTINCT event_id) FROM read_parquet({sql_path(out)})").fetchall()[0][0])
     return (out, ids) if ids else (None, 0)
 
 
@@ -321,15 +334,14 @@ def _confirm_orphans(
     data: DataDir,
     log: str,
     orphans: pl.DataFrame,
-    rejected: pl.Series,
+    rejected_file: Path,
     buckets: int,
 ) -> pl.DataFrame:
-    """The (event_id, event_date) of the ``rejected`` ids behind the orphan hashes whose copies left
+    """The (event_id, event_date) of the ids in ``rejected_file`` behind the orphan hashes whose copies left
     are identical (copies that differ on their own date stay rejected whatever happened elsewhere;
     rule 5's identity, decided in DuckDB: an id may have millions of copies). A hash collision with
     another id may hide an orphan, never invent one."""
     con.register("orphan_hashes", orphans.select("h", "event_date").to_arrow())
-    con.register("far_ids", pl.DataFrame({"event_id": rejected.cast(pl.String)}).to_arrow())
     try:
         files = _landing_files(con, data, log, "orphan_hashes", buckets)
         if not files:
@@ -337,14 +349,13 @@ def _confirm_orphans(
         found = con.sql(
             f"""WITH c AS (SELECT event_id, event_date, {identity_sql(log)} AS k FROM read_parquet({sql_list(files)})
                            WHERE hash(event_id) IN (SELECT h FROM orphan_hashes)
-                             AND event_id IN (SELECT event_id FROM far_ids))
+                             AND event_id IN (SELECT event_id FROM read_parquet({sql_path(rejected_file)})))
                 SELECT DISTINCT event_id, event_date FROM c
                 WHERE event_id IN (SELECT event_id FROM c GROUP BY event_id
                                    HAVING min(k) IS NOT DISTINCT FROM max(k))"""
         ).pl()
     finally:
         con.unregister("orphan_hashes")
-        con.unregister("far_ids")
     if found.is_empty():
         return _EMPTY
     return found.cast(_EMPTY.schema).sort("event_id", "event_date")
