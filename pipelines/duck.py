@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import duckdb
 
@@ -46,15 +46,19 @@ def sql_str(text: object) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
+# DuckDB has no escape character for globs; a one-character class matches the character itself.
+_GLOB_CLASSES = str.maketrans({c: f"[{c}]" for c in "*?[]"})
+
+
 def glob_escape(path: str) -> str:
-    # DuckDB has no escape character for globs; a one-character class matches the character itself.
-    # Without it, reading `part[1].jsonl` reads `part1.jsonl`, and `a*b.jsonl` reads `acb.jsonl` too.
-    return "".join(f"[{c}]" if c in "*?[]" else c for c in path)
+    """``path`` as a glob matching only itself. Without it, reading `part[1].jsonl` reads `part1.jsonl`,
+    and `a*b.jsonl` reads `acb.jsonl` too. (``str.translate``: a day of 50,000 files names them all.)"""
+    return path.translate(_GLOB_CLASSES)
 
 
 def sql_path(path: object) -> str:
     """A DuckDB string literal naming exactly one file to read, whatever characters its path holds."""
-    return sql_str(glob_escape(Path(path).as_posix()))
+    return sql_str(glob_escape((path if isinstance(path, PurePath) else Path(path)).as_posix()))
 
 
 def sql_glob(folder: Path, pattern: str) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.lake import DataDir
+from pipelines.landing.land import raw_files
 from pipelines.landing.unread_raw import arrival_folder_day, unknown_log_folders, unread_log_entries, unread_raw_notes
 from tests.builders import impression, write_raw, write_reference
 from tests.cli_helpers import run_cli
@@ -79,6 +80,20 @@ def test_files_of_an_arrival_day_that_are_not_jsonl_are_named(tmp_path: Path) ->
         "raw/gifts/dt=2025-03-01/ holds part-2.json, part-3.ndjson, retry/, not read: only files named "
         "*.jsonl or *.jsonl.gz are"
     ]
+
+
+def test_landing_reads_the_jsonl_files_of_a_folder_in_name_order(tmp_path: Path) -> None:
+    """Regular files (or links to one) named *.jsonl or *.jsonl.gz, not hidden, sorted by name; a
+    folder named like a file, a link to nothing and a hidden file being written are not read."""
+    folder = tmp_path / "raw" / "gifts" / "dt=2025-03-01"
+    for name in ("b.jsonl", "a.jsonl.gz", "C.jsonl", ".part-0.jsonl", "notes.txt"):
+        _touch(folder / name)
+    (folder / "dir.jsonl").mkdir()
+    (folder / "link.jsonl").symlink_to(folder / "b.jsonl")
+    (folder / "dangling.jsonl").symlink_to(folder / "gone.jsonl")
+    names = [p.name for p in raw_files(DataDir.at(tmp_path), "gifts", DAY)]
+    assert names == ["C.jsonl", "a.jsonl.gz", "b.jsonl", "link.jsonl"]
+    assert raw_files(DataDir.at(tmp_path), "gifts", DAY + dt.timedelta(days=1)) == []  # no folder
 
 
 @pytest.mark.parametrize("quiet", [True, False])

@@ -123,9 +123,11 @@ def raw_files(data: DataDir, log: str, arrival: dt.date) -> list[Path]:
     folder = data.raw_partition(log, arrival)
     if not folder.is_dir():
         return []
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.name.endswith(RAW_SUFFIXES) and not p.name.startswith(".")
-    )
+    with os.scandir(folder) as entries:  # a directory entry knows a regular file without a stat
+        names = [
+            e.name for e in entries if e.name.endswith(RAW_SUFFIXES) and not e.name.startswith(".") and e.is_file()
+        ]
+    return [folder / name for name in sorted(names)]
 
 
 def fingerprint(files: list[Path], buckets: int | None = None) -> str:
