@@ -7,8 +7,8 @@ sent, as closely as text can: the line's own bytes, each invalid sequence replac
 ``errors="replace"``, the WHATWG rule), every valid character kept.
 
 Only files DuckDB rejected lines of are read again, in blocks; a block that decodes whole is skipped at
-C speed, and in a block holding a bad line only the lines around invalid bytes are cut out. A file with many such lines
-(``duck.REJECTS_PER_FILE``: DuckDB keeps no more of them) is read in batches, never whole.
+C speed, and in a block holding a bad line only the lines around invalid bytes are cut out. A file with
+many such lines (``duck.REJECTS_PER_FILE``: DuckDB keeps no more of them) is read in batches, never whole.
 """
 
 from __future__ import annotations
