@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.defs import marts as mart_defs
+from pipelines.defs import schema_metadata
 from pipelines.marts import build
 from tests.builders import write_reference
 
@@ -51,3 +52,20 @@ def test_revwh_run_says_so_in_one_line(tmp_path: Path) -> None:
         "can replace its dates in the warehouse"
     )
     assert not (data / "lake").exists()
+
+
+def test_one_probe_describes_every_mart_and_survives_sql_it_cannot_describe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The code location describes all marts on one DuckDB connection: a mart DuckDB cannot describe gets
+    no schema (None) and the marts after it still get theirs."""
+    sql_dir = tmp_path / "sql" / "marts"
+    shutil.copytree(build.MARTS_SQL_DIR, sql_dir)
+    (sql_dir / "broken.sql").write_text("SELECT event_date, no_such_column FROM revenue_events\n")
+    monkeypatch.setattr(build, "MARTS_SQL_DIR", sql_dir)
+    with schema_metadata.MartSchemaProbe() as probe:
+        assert probe.schema("broken") is None
+        by_stream = probe.schema("revenue_by_stream")
+        by_region = probe.schema("revenue_by_region")
+    assert by_stream is not None and [c.name for c in by_stream.columns][:2] == ["event_date", "stream"]
+    assert by_region is not None and "region" in {c.name for c in by_region.columns}

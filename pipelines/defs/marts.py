@@ -4,7 +4,7 @@ import dagster as dg
 
 from pipelines.defs.common import DAILY, DataDirResource, key, partition_dates
 from pipelines.defs.facts import FACTS_KEY
-from pipelines.defs.schema_metadata import mart_schema
+from pipelines.defs.schema_metadata import MartSchemaProbe
 from pipelines.duck import compute_connection
 from pipelines.marts.build import (
     MARTS_SQL_DIR,
@@ -23,9 +23,9 @@ def mart_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["marts", name])
 
 
-def _checked_schema(name: str) -> dg.TableSchema | None:
+def _checked_schema(name: str, probe: MartSchemaProbe) -> dg.TableSchema | None:
     """The mart's columns; it must keep ``event_date``, the key the warehouse replaces its partitions by."""
-    schema = mart_schema(name)
+    schema = probe.schema(name)
     if schema is not None and "event_date" not in {column.name for column in schema.columns}:
         raise MartSqlInvalid(
             f"{MARTS_SQL_DIR / f'{name}.sql'}: the mart has no event_date column; every mart keeps the event "
@@ -34,8 +34,12 @@ def _checked_schema(name: str) -> dg.TableSchema | None:
     return schema
 
 
-def build_mart_asset(name: str) -> list:
-    schema = _checked_schema(name)
+def build_mart_asset(name: str, probe: MartSchemaProbe | None = None) -> list:
+    """The mart's asset, and its reconciliation check for the marts SPEC §5 sums."""
+    if probe is None:
+        with MartSchemaProbe() as own:
+            return build_mart_asset(name, own)
+    schema = _checked_schema(name, probe)
 
     @dg.asset(
         key=mart_key(name),
@@ -79,5 +83,10 @@ def build_mart_asset(name: str) -> list:
     return defs
 
 
-MARTS = [d for name in mart_names() for d in build_mart_asset(name)]
+def _build_marts() -> list:
+    with MartSchemaProbe() as probe:
+        return [d for name in mart_names() for d in build_mart_asset(name, probe)]
+
+
+MARTS = _build_marts()
 MART_KEYS = [mart_key(name) for name in mart_names()]
