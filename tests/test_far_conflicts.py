@@ -342,3 +342,36 @@ def test_far_copies_and_orphans_found_in_one_call(tmp_path: Path) -> None:
         assert far.copies.rows() == [("y", day(0)), ("y", day(8))]
         assert far.orphans.rows() == [("x", day(6))]
         assert far.stale_dates(data, [day(i) for i in range(4)]) == [day(6)]
+
+
+@pytest.mark.parametrize("probe_share", [0.0, 1.0], ids=["reads-every-index-row", "probes-the-runs-hashes"])
+def test_a_run_over_a_long_history_finds_the_same_whether_it_probes_or_reads_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, probe_share: float
+) -> None:
+    """A short run over a long history reads from the other arrival days' indexes only the rows of the
+    hashes it landed and of the ids its dates rejected before (a probe). Both ways find y's copies 36
+    days apart, and x's orphan: D1+1 rejected x against its copy on D1+4, which is gone, and x's copy
+    left arrived on D1+1, before the run's arrival days (D1+4..D1+8), so only the probe for rejected
+    ids reads it."""
+    import pipelines.staged.far_conflicts as far_conflicts
+
+    monkeypatch.setattr(far_conflicts, "PROBE_SHARE", probe_share)
+    write_reference(tmp_path, day(-5), day(60))
+    write_raw(tmp_path, "impressions", str(day(1)), [impression("x", at(1)), impression("ok-1", at(1))])
+    write_raw(tmp_path, "impressions", str(day(4)), [impression("x", at(4), price=7)], "x.jsonl")
+    write_raw(tmp_path, "impressions", str(day(4)), [impression("y", at(4))])
+    write_raw(tmp_path, "impressions", str(day(40)), [impression("y", at(40), price=3)])
+    for offset in range(9, 45):  # the long history: ids of their own, on dates far from the run's
+        filler = [impression(f"h{offset}-{i}", at(offset)) for i in range(8)]
+        write_raw(tmp_path, "impressions", str(day(offset)), filler, "history.jsonl")
+    data = DataDir.at(tmp_path)
+    _land(data, range(0, 45))
+    stage_days(data, "impressions", [day(1)], load_reference(data), buckets=4)
+    assert _staged_quarantine(data, 1) == {"x": "conflicting_duplicate"}
+    (data.raw_partition("impressions", day(4)) / "x.jsonl").unlink()
+    _land(data, range(4, 5))
+    run = [day(4), day(5)]
+    with find_far_conflicts(data, "impressions", run, buckets=4, chunk_rows=100) as far:
+        assert far.copies.rows() == [("y", day(4)), ("y", day(40))]
+        assert far.orphans.rows() == [("x", day(1))]
+        assert far.stale_dates(data, run) == [day(1)]

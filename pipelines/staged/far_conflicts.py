@@ -225,14 +225,13 @@ class IdIndexes:
     run: list[Path]
     other: list[Path]
 
-    def scan(self) -> pl.LazyFrame:
-        """(h, event_date, by_run): by_run tells a copy that arrived on one of the run's days."""
-        parts = [
-            pl.scan_parquet(paths, hive_partitioning=False, glob=False).with_columns(by_run=pl.lit(flag))
-            for paths, flag in ((self.run, True), (self.other, False))
-            if paths
-        ]
-        return pl.concat(parts)
+    def scan(self, *, by_run: bool) -> pl.LazyFrame:
+        """(h, event_date, by_run) of the run's indexes (``by_run``) or the others': by_run tells a
+        copy that arrived on one of the run's days."""
+        paths = self.run if by_run else self.other
+        if not paths:
+            return pl.LazyFrame(schema={"h": pl.UInt64, "event_date": pl.Date, "by_run": pl.Boolean})
+        return pl.scan_parquet(paths, hive_partitioning=False, glob=False).with_columns(by_run=pl.lit(by_run))
 
 
 def _in_range(rows: pl.LazyFrame, chunk: int, chunks: int) -> pl.LazyFrame:
@@ -250,12 +249,20 @@ def _far_hashes(
     """(h, event_date) of the hashes of one hash range that touch ``days`` and span more than the
     window, or have a copy the run lands and one outside ``days``; and (h, event_date) of the
     hashes in ``lost_file`` that no longer touch ``days`` and lie on one date. The first may repeat a row."""
-    frame = _in_range(indexes.scan(), chunk, chunks).collect()
     lost = (
         _in_range(pl.scan_parquet(lost_file, glob=False).select("h"), chunk, chunks).collect().get_column("h")
         if lost_file is not None
         else pl.Series("h", [], dtype=pl.UInt64)
     )
+    landed_by_run = _in_range(indexes.scan(by_run=True), chunk, chunks).collect()
+    ours = landed_by_run.get_column("h")
+    # A one-day run over a long history probes: only the rows of its own hashes (and of the ids its
+    # dates rejected before) are read from the other indexes, not every row of the lake.
+    probe = ours.len() < PROBE_SHARE * max(1, total // chunks)
+    others = _in_range(indexes.scan(by_run=False), chunk, chunks)
+    if probe:
+        others = others.filter(pl.col("h").is_in(pl.concat([ours, lost]).implode()))
+    frame = pl.concat([landed_by_run, others.collect()])
     in_run = pl.col("event_date").is_in(pl.Series(days, dtype=pl.Date).implode())
     lost_rows = (frame.filter(pl.col("h").is_in(lost.implode())) if lost.len() else frame.clear()).drop("by_run")
     orphans = lost_rows.join(
@@ -266,8 +273,7 @@ def _far_hashes(
         on="h",
         how="semi",
     ).unique()
-    ours = frame.filter(pl.col("by_run")).get_column("h")
-    if ours.len() < PROBE_SHARE * max(1, total // chunks):
+    if probe:
         frame = frame.filter(pl.col("h").is_in(ours.implode()))
     frame = frame.sort("h")
     h = frame.get_column("h")
