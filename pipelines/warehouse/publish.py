@@ -107,25 +107,46 @@ class PublishScope:
 
 def _glob(folder: Path) -> str | None:
     """A DuckDB string literal of the folder's Parquet files, None if it has none."""
-    files = sorted(folder.glob("*.parquet"))
-    return sql_glob(folder, "*.parquet") if files else None
+    return sql_glob(folder, "*.parquet") if _parquet_files(folder.as_posix()) else None
+
+
+def _parquet_files(folder: str) -> list[os.DirEntry]:
+    """The ``*.parquet`` files of ``folder`` by name; none when it is missing."""
+    try:
+        with os.scandir(folder) as entries:
+            found = [e for e in entries if e.name.endswith(".parquet") and e.is_file()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(found, key=lambda e: e.name)
+
+
+def _subfolders(folder: str) -> list[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(e.name for e in entries if e.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def lake_files(base: Path) -> list[LakeFile]:
-    """Every mart and quarantine partition file under ``base`` (a lake or a snapshot), with its size and mtime."""
+    """Every mart and quarantine partition file under ``base`` (a lake or a snapshot), with its size and mtime.
+
+    (Listed with ``os.scandir`` into plain strings: a lake holds a file per day and table, and a publish
+    lists it every time.)"""
+    root = base.as_posix()
     out = []
     for name in mart_names():
-        folder = base / "marts" / name
-        for p in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
-            match = EVENT_DATE_FILE.fullmatch(p.name)
+        for entry in _parquet_files(f"{root}/marts/{name}"):
+            match = EVENT_DATE_FILE.fullmatch(entry.name)
             if match:
-                st = p.stat()
-                out.append(LakeFile(f"marts.{name}", match.group(1), p.as_posix(), st.st_size, st.st_mtime_ns))
-    quarantine = base / "quarantine"
-    for p in sorted(quarantine.glob("*/*/*.parquet")) if quarantine.is_dir() else []:
-        st = p.stat()
-        key = f"{p.parent.parent.name}/{p.parent.name}/{p.stem}"
-        out.append(LakeFile(QUARANTINE_COUNTS, key, p.as_posix(), st.st_size, st.st_mtime_ns))
+                st = entry.stat()
+                out.append(LakeFile(f"marts.{name}", match.group(1), entry.path, st.st_size, st.st_mtime_ns))
+    for stage in _subfolders(f"{root}/quarantine"):
+        for log in _subfolders(f"{root}/quarantine/{stage}"):
+            for entry in _parquet_files(f"{root}/quarantine/{stage}/{log}"):
+                st = entry.stat()
+                key = f"{stage}/{log}/{entry.name.removesuffix('.parquet')}"
+                out.append(LakeFile(QUARANTINE_COUNTS, key, entry.path, st.st_size, st.st_mtime_ns))
     return out
 
 

@@ -64,31 +64,36 @@ def new_snapshot_path(data: DataDir) -> Path:
     return snapshot_root(data) / f"{time.time_ns():020d}-{uuid.uuid4().hex[:6]}"
 
 
-def _files(folder: Path) -> list[str]:
-    return sorted(e.name for e in os.scandir(folder) if e.is_file())
+def _names(folder: str, *, folders: bool) -> list[str]:
+    """The sorted names of ``folder``'s sub-folders (``folders``) or files; none when it is missing."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(e.name for e in entries if (e.is_dir() if folders else e.is_file()))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
-def _folders(folder: Path) -> list[str]:
-    return sorted(e.name for e in os.scandir(folder) if e.is_dir()) if folder.is_dir() else []
-
-
-def partition_files(base: Path) -> dict[str, Path]:
+def partition_files(base: Path) -> dict[str, str]:
     """``layer/table/event_date=D.parquet`` and ``quarantine/stage/log/D.parquet`` (relative) → file, under
     ``base`` (a lake or a snapshot folder).
 
-    (``os.scandir``, not ``Path.glob``: a lake of years holds thousands of these, listed on every publish.)"""
-    out: dict[str, Path] = {}
+    (``os.scandir`` and plain strings, not ``Path.glob`` and ``Path`` objects: a lake of years holds
+    thousands of these, listed twice on every publish; at 90 days of history, 2,100 files, building
+    their ``Path``s cost more than listing them.)"""
+    out: dict[str, str] = {}
+    root = base.as_posix()
     for layer in (*VIEW_LAYERS, "marts"):
-        for table in _folders(base / layer):
-            for name in _files(base / layer / table):
+        for table in _names(f"{root}/{layer}", folders=True):
+            for name in _names(f"{root}/{layer}/{table}", folders=False):
                 if EVENT_DATE_FILE.fullmatch(name):
-                    out[f"{layer}/{table}/{name}"] = base / layer / table / name
-    quarantine = base / "quarantine"
-    for stage in _folders(quarantine):
-        for log in _folders(quarantine / stage):
-            for name in _files(quarantine / stage / log):
+                    rel = f"{layer}/{table}/{name}"
+                    out[rel] = f"{root}/{rel}"
+    for stage in _names(f"{root}/quarantine", folders=True):
+        for log in _names(f"{root}/quarantine/{stage}", folders=True):
+            for name in _names(f"{root}/quarantine/{stage}/{log}", folders=False):
                 if _QUARANTINE_FILE.fullmatch(name):
-                    out[f"quarantine/{stage}/{log}/{name}"] = quarantine / stage / log / name
+                    rel = f"quarantine/{stage}/{log}/{name}"
+                    out[rel] = f"{root}/{rel}"
     return out
 
 
@@ -105,7 +110,7 @@ def snapshot_sources(
     data: DataDir,
     scope: tuple[Iterable[dt.date], Iterable[dt.date]] | None = None,
     kept_from: Path | None = None,
-) -> dict[str, Path]:
+) -> dict[str, str]:
     """What the next snapshot links: the lake's files of ``scope`` (event dates, arrival days), or all of
     them when None; for the partitions outside it, what ``kept_from`` (the snapshot before) linked, or
     nothing when None (a data directory that never published: whatever the lake holds there was left by a
@@ -115,7 +120,7 @@ def snapshot_sources(
         return lake
     event_dates, arrival_days = frozenset(scope[0]), frozenset(scope[1])
     fresh = {rel: f for rel, f in lake.items() if _in_scope(rel, event_dates, arrival_days)}
-    kept: dict[str, Path] = {}
+    kept: dict[str, str] = {}
     if kept_from is not None and kept_from.is_dir():
         kept = {
             rel: f for rel, f in partition_files(kept_from).items() if not _in_scope(rel, event_dates, arrival_days)
@@ -123,19 +128,20 @@ def snapshot_sources(
     return dict(sorted({**kept, **fresh}.items()))
 
 
-def build_snapshot(target: Path, sources: dict[str, Path]) -> Path | None:
-    """Link ``sources`` into the folder ``target`` (made complete, then renamed into place); None when the
-    file system cannot hard-link, and the views then read the lake's live files as before."""
+def build_snapshot(target: Path, sources: dict[str, str]) -> Path | None:
+    """Link ``sources`` (relative path → file) into the folder ``target`` (made complete, then renamed into
+    place); None when the file system cannot hard-link, and the views then read the lake's live files as before."""
     work = temp_sibling(target)
     try:
         work.mkdir()
-        made: set[Path] = set()
+        root = work.as_posix()
+        made: set[str] = set()
         for rel, source in sources.items():
-            link = work / rel
-            if link.parent not in made:
-                link.parent.mkdir(parents=True, exist_ok=True)
-                made.add(link.parent)
-            os.link(source, link)
+            folder, _, name = rel.rpartition("/")
+            if folder not in made:
+                os.makedirs(f"{root}/{folder}", exist_ok=True)
+                made.add(folder)
+            os.link(source, f"{root}/{folder}/{name}")
         (work / ALL_LAYERS_MARKER).write_text(" ".join((*VIEW_LAYERS, *TABLE_LAYERS)) + "\n")
         os.rename(work, target)
     except OSError as exc:
