@@ -330,3 +330,40 @@ def test_a_copied_data_directory_warns_that_its_views_read_the_original(
     assert main(query) == 0
     assert capsys.readouterr().err == ""
     shutil.rmtree(copy)
+
+
+def test_deleting_quarantine_partitions_removes_exactly_the_rows_whose_key_they_name() -> None:
+    """The delete says each stage's date range and (log, day) pairs, so DuckDB can skip the row groups of
+    other dates; it removes the same rows as comparing every row's key (``_QUARANTINE_ROW_KEY``), the
+    oracle here: landing rows by arrival day, staged rows by event date, other logs and days kept, keys
+    whose day is no date (a stray file's) removing nothing."""
+    from pipelines.warehouse import publish
+
+    columns = ", ".join(f"{c} {t}" for c, t in QUARANTINE_SCHEMA.items())
+    rows = [
+        # log, event_id, arrival_date, reason, raw, event_date, stage, source_file
+        ("gifts", "a", "2025-03-02", "malformed", "{", None, "landing", "f"),
+        ("gifts", "b", "2025-03-02", "late_arrival", "{}", "2025-02-20", "landing", "f"),
+        ("gifts", "c", "2025-03-03", "malformed", "{", None, "landing", "f"),
+        ("orders", "d", "2025-03-02", "malformed", "{", None, "landing", "f"),
+        ("gifts", "e", "2025-03-04", "conflicting_duplicate", "{}", "2025-03-02", "staged", "f"),
+        ("gifts", "f", "2025-03-02", "conflicting_duplicate", "{}", "2025-02-28", "staged", "f"),
+        ("orders", "g", "2025-03-02", "unknown_currency", "{}", "2025-03-02", "staged", "f"),
+        ("gifts", "h", "2025-03-05", "unknown_currency", "{}", "2025-03-05", "staged", "f"),
+    ]
+    keys = ["landing/gifts/2025-03-02", "staged/gifts/2025-03-02", "staged/gifts/2025-03-05"]
+    keys += ["landing/gifts/2025-02-30", "landing/gifts/notes"]  # no date: no row has such a key
+    left = {}
+    for how in ("by_key", "by_date_range"):
+        with duckdb.connect() as con:
+            con.execute("CREATE SCHEMA quality")
+            con.execute(f"CREATE TABLE {publish.QUARANTINE} ({columns})")
+            con.executemany(f"INSERT INTO {publish.QUARANTINE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            if how == "by_key":
+                values = ", ".join(f"('{k}')" for k in keys)
+                key = publish._QUARANTINE_ROW_KEY
+                con.execute(f"DELETE FROM {publish.QUARANTINE} WHERE {key} IN (VALUES {values})")
+            else:
+                publish._delete_quarantine_rows(con, keys)
+            left[how] = sorted(r[0] for r in con.execute(f"SELECT event_id FROM {publish.QUARANTINE}").fetchall())
+    assert left["by_date_range"] == left["by_key"] == ["c", "d", "f", "g"]
