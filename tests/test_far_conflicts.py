@@ -323,6 +323,15 @@ def test_removing_a_copy_on_a_date_never_staged_makes_its_partners_date_stale(tm
     assert _accepted(data, 6) == {"x", "ok-6"}
 
 
+def _reject_x_then_remove_its_partner(data: DataDir, *, staged: int, removed: int) -> None:
+    """Stage D1+``staged``, which rejects x against its differing copy on D1+``removed`` (x.jsonl), then
+    remove that copy and land its day again: x's copies left on D1+``staged`` become an orphan."""
+    stage_days(data, "impressions", [day(staged)], load_reference(data), buckets=4)
+    assert _staged_quarantine(data, staged) == {"x": "conflicting_duplicate"}
+    (data.raw_partition("impressions", day(removed)) / "x.jsonl").unlink()
+    _land(data, range(removed, removed + 1))
+
+
 def test_far_copies_and_orphans_found_in_one_call(tmp_path: Path) -> None:
     """y's copies lie 8 days apart (far copies) and x's partner of D1+6 is removed (an orphan) in the
     same run: both are found on one DuckDB connection (the copies' count once left a result open,
@@ -334,10 +343,7 @@ def test_far_copies_and_orphans_found_in_one_call(tmp_path: Path) -> None:
     write_raw(tmp_path, "impressions", str(day(8)), [impression("y", at(8), price=3)])
     data = DataDir.at(tmp_path)
     _land(data, range(0, 12))
-    stage_days(data, "impressions", [day(6)], load_reference(data), buckets=4)
-    assert _staged_quarantine(data, 6) == {"x": "conflicting_duplicate"}
-    (data.raw_partition("impressions", day(3)) / "x.jsonl").unlink()
-    _land(data, range(3, 4))
+    _reject_x_then_remove_its_partner(data, staged=6, removed=3)
     with find_far_conflicts(data, "impressions", [day(i) for i in range(4)], buckets=4) as far:
         assert far.copies.rows() == [("y", day(0)), ("y", day(8))]
         assert far.orphans.rows() == [("x", day(6))]
@@ -366,10 +372,7 @@ def test_a_run_over_a_long_history_finds_the_same_whether_it_probes_or_reads_all
         write_raw(tmp_path, "impressions", str(day(offset)), filler, "history.jsonl")
     data = DataDir.at(tmp_path)
     _land(data, range(0, 45))
-    stage_days(data, "impressions", [day(1)], load_reference(data), buckets=4)
-    assert _staged_quarantine(data, 1) == {"x": "conflicting_duplicate"}
-    (data.raw_partition("impressions", day(4)) / "x.jsonl").unlink()
-    _land(data, range(4, 5))
+    _reject_x_then_remove_its_partner(data, staged=1, removed=4)
     run = [day(4), day(5)]
     with find_far_conflicts(data, "impressions", run, buckets=4, chunk_rows=100) as far:
         assert far.copies.rows() == [("y", day(4)), ("y", day(40))]
