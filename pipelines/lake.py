@@ -121,6 +121,28 @@ def clone_file(src: Path, dst: Path) -> None:
     shutil.copyfile(src, dst)
 
 
+def sub_folders(folder: str) -> list[str]:
+    """The names of ``folder``'s sub-folders, sorted; none when it is missing.
+
+    (``os.scandir`` over plain strings, here and in :func:`files_with_suffix`: a publish lists a file per
+    day and table of the whole history, and building a ``Path`` for each cost more than the listing.)"""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(e.name for e in entries if e.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def files_with_suffix(folder: str, suffix: str) -> list[os.DirEntry]:
+    """The files of ``folder`` whose names end with ``suffix``, sorted by name; none when it is missing."""
+    try:
+        with os.scandir(folder) as entries:
+            found = [e for e in entries if e.name.endswith(suffix) and e.is_file()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(found, key=lambda e: e.name)
+
+
 def days(start: dt.date, end: dt.date) -> list[dt.date]:
     """Inclusive list of days from start to end."""
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]

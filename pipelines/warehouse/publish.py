@@ -46,7 +46,7 @@ from pipelines.contract import arrival_days
 from pipelines.duck import connect, sql_glob, sql_list, sql_path, sql_str
 from pipelines.errors import CliError
 from pipelines.facts.revenue import FACT_SCHEMA
-from pipelines.lake import EVENT_DATE_FILE, DataDir, clone_file, temp_sibling
+from pipelines.lake import EVENT_DATE_FILE, DataDir, clone_file, files_with_suffix, sub_folders, temp_sibling
 from pipelines.marts.build import mart_names, mart_sql
 from pipelines.marts.usd_sum import install_usd_sum
 from pipelines.quality.quarantine import QUARANTINE_SCHEMA
@@ -108,43 +108,22 @@ class PublishScope:
 
 def _glob(folder: Path) -> str | None:
     """A DuckDB string literal of the folder's Parquet files, None if it has none."""
-    return sql_glob(folder, "*.parquet") if _parquet_files(folder.as_posix()) else None
-
-
-def _parquet_files(folder: str) -> list[os.DirEntry]:
-    """The ``*.parquet`` files of ``folder`` by name; none when it is missing."""
-    try:
-        with os.scandir(folder) as entries:
-            found = [e for e in entries if e.name.endswith(".parquet") and e.is_file()]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return sorted(found, key=lambda e: e.name)
-
-
-def _subfolders(folder: str) -> list[str]:
-    try:
-        with os.scandir(folder) as entries:
-            return sorted(e.name for e in entries if e.is_dir())
-    except (FileNotFoundError, NotADirectoryError):
-        return []
+    return sql_glob(folder, "*.parquet") if files_with_suffix(folder.as_posix(), ".parquet") else None
 
 
 def lake_files(base: Path) -> list[LakeFile]:
-    """Every mart and quarantine partition file under ``base`` (a lake or a snapshot), with its size and mtime.
-
-    (Listed with ``os.scandir`` into plain strings: a lake holds a file per day and table, and a publish
-    lists it every time.)"""
+    """Every mart and quarantine partition file under ``base`` (a lake or a snapshot), with its size and mtime."""
     root = base.as_posix()
     out = []
     for name in mart_names():
-        for entry in _parquet_files(f"{root}/marts/{name}"):
+        for entry in files_with_suffix(f"{root}/marts/{name}", ".parquet"):
             match = EVENT_DATE_FILE.fullmatch(entry.name)
             if match:
                 st = entry.stat()
                 out.append(LakeFile(f"marts.{name}", match.group(1), entry.path, st.st_size, st.st_mtime_ns))
-    for stage in _subfolders(f"{root}/quarantine"):
-        for log in _subfolders(f"{root}/quarantine/{stage}"):
-            for entry in _parquet_files(f"{root}/quarantine/{stage}/{log}"):
+    for stage in sub_folders(f"{root}/quarantine"):
+        for log in sub_folders(f"{root}/quarantine/{stage}"):
+            for entry in files_with_suffix(f"{root}/quarantine/{stage}/{log}", ".parquet"):
                 st = entry.stat()
                 key = f"{stage}/{log}/{entry.name.removesuffix('.parquet')}"
                 out.append(LakeFile(QUARANTINE_COUNTS, key, entry.path, st.st_size, st.st_mtime_ns))

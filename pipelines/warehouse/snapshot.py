@@ -33,7 +33,7 @@ import duckdb
 
 from pipelines.duck import connect, sql_str
 from pipelines.errors import CliError
-from pipelines.lake import EVENT_DATE_FILE, DataDir, temp_sibling
+from pipelines.lake import EVENT_DATE_FILE, DataDir, files_with_suffix, sub_folders, temp_sibling
 
 SNAPSHOTS = "_published"
 # The warehouse table that names the folder its views read.
@@ -64,33 +64,23 @@ def new_snapshot_path(data: DataDir) -> Path:
     return snapshot_root(data) / f"{time.time_ns():020d}-{uuid.uuid4().hex[:6]}"
 
 
-def _names(folder: str, *, folders: bool) -> list[str]:
-    """The sorted names of ``folder``'s sub-folders (``folders``) or files; none when it is missing."""
-    try:
-        with os.scandir(folder) as entries:
-            return sorted(e.name for e in entries if (e.is_dir() if folders else e.is_file()))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
 def partition_files(base: Path) -> dict[str, str]:
     """``layer/table/event_date=D.parquet`` and ``quarantine/stage/log/D.parquet`` (relative) → file, under
     ``base`` (a lake or a snapshot folder).
 
-    (``os.scandir`` and plain strings, not ``Path.glob`` and ``Path`` objects: a lake of years holds
-    thousands of these, listed twice on every publish; at 90 days of history, 2,100 files, building
-    their ``Path``s cost more than listing them.)"""
+    (Plain strings, not ``Path`` objects: a lake of years holds thousands of these, listed twice on every
+    publish; at 90 days of history, 2,100 files, building their ``Path``s cost more than listing them.)"""
     out: dict[str, str] = {}
     root = base.as_posix()
     for layer in (*VIEW_LAYERS, "marts"):
-        for table in _names(f"{root}/{layer}", folders=True):
-            for name in _names(f"{root}/{layer}/{table}", folders=False):
+        for table in sub_folders(f"{root}/{layer}"):
+            for name in (e.name for e in files_with_suffix(f"{root}/{layer}/{table}", ".parquet")):
                 if EVENT_DATE_FILE.fullmatch(name):
                     rel = f"{layer}/{table}/{name}"
                     out[rel] = f"{root}/{rel}"
-    for stage in _names(f"{root}/quarantine", folders=True):
-        for log in _names(f"{root}/quarantine/{stage}", folders=True):
-            for name in _names(f"{root}/quarantine/{stage}/{log}", folders=False):
+    for stage in sub_folders(f"{root}/quarantine"):
+        for log in sub_folders(f"{root}/quarantine/{stage}"):
+            for name in (e.name for e in files_with_suffix(f"{root}/quarantine/{stage}/{log}", ".parquet")):
                 if _QUARANTINE_FILE.fullmatch(name):
                     rel = f"quarantine/{stage}/{log}/{name}"
                     out[rel] = f"{root}/{rel}"
