@@ -133,8 +133,9 @@ def sub_folders(folder: str) -> list[str]:
         return []
 
 
-def files_with_suffix(folder: str, suffix: str) -> list[os.DirEntry]:
-    """The files of ``folder`` whose names end with ``suffix``, sorted by name; none when it is missing."""
+def files_with_suffix(folder: str, suffix: str | tuple[str, ...]) -> list[os.DirEntry]:
+    """The files of ``folder`` whose names end with ``suffix`` (or one of several), sorted by name; none when
+    it is missing. A directory entry knows a regular file without a ``stat``."""
     try:
         with os.scandir(folder) as entries:
             found = [e for e in entries if e.name.endswith(suffix) and e.is_file()]

@@ -33,7 +33,7 @@ import polars as pl
 
 from pipelines.contract import MAX_LATENESS_DAYS, Reason
 from pipelines.duck import MAX_LINE_BYTES, compute_connection, rejects_per_file, sql_list, sql_path, sql_str
-from pipelines.lake import DataDir, replace_dir, temp_sibling
+from pipelines.lake import DataDir, files_with_suffix, replace_dir, temp_sibling
 from pipelines.landing.gzip_repair import file_named_in, read_with_gzip_repair, reason_for
 from pipelines.landing.id_index import INDEX_FILE, write_id_index
 from pipelines.landing.rules_sql import bucket_expr, landing_select, register_udfs
@@ -121,13 +121,7 @@ def raw_files(data: DataDir, log: str, arrival: dt.date) -> list[Path]:
     """Every .jsonl / .jsonl.gz file of a partition folder (a missing folder has none). Hidden names are left
     out, as the README decides: a producer writes ``.part-0.jsonl`` and renames it when it is complete."""
     folder = data.raw_partition(log, arrival)
-    if not folder.is_dir():
-        return []
-    with os.scandir(folder) as entries:  # a directory entry knows a regular file without a stat
-        names = [
-            e.name for e in entries if e.name.endswith(RAW_SUFFIXES) and not e.name.startswith(".") and e.is_file()
-        ]
-    return [folder / name for name in sorted(names)]
+    return [folder / e.name for e in files_with_suffix(str(folder), RAW_SUFFIXES) if not e.name.startswith(".")]
 
 
 def fingerprint(files: list[Path], buckets: int | None = None) -> str:
