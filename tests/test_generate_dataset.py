@@ -13,6 +13,7 @@ import pytest
 
 from pipelines.contract import FIELDS, LOGS, REFERENCE_TABLES, JsonType
 from pipelines.generate import DIRT_KINDS, generate_dataset
+from pipelines.landing.gzip_check import gzip_fault
 from tests.generate_checker import Checked, check, parse_time, read_lines, read_table
 
 START = dt.date(2025, 3, 1)
@@ -75,6 +76,7 @@ def test_compressed_output_is_gzip_of_the_same_lines(tmp_path: Path) -> None:
     for f in files:
         twin = plain / f.relative_to(packed).with_suffix("")
         assert gzip.decompress(f.read_bytes()) == twin.read_bytes()
+        assert gzip_fault(f) is None  # the parts compressed in parallel make one sound member
 
 
 def test_layout_and_reference_tables(clean: Path) -> None:

@@ -1,5 +1,6 @@
-"""A raw file that cannot be read at all (a truncated gzip stream, a plain file named .gz) stops its
-day with one clear message naming the file; the day's previous landing stays as it was."""
+"""A raw file that cannot be read at all (a truncated gzip stream, a plain file named .gz) or not
+trusted (a gzip member whose CRC-32 or size does not match its text) stops its day with one clear
+message naming the file; the day's previous landing stays as it was."""
 
 from __future__ import annotations
 
@@ -29,8 +30,26 @@ def data(tmp_path: Path) -> DataDir:
     return DataDir.at(tmp_path)
 
 
-def _gzip_lines(n: int) -> bytes:
-    return gzip.compress(b"".join((json.dumps(impression(f"gz-{i}", T)) + "\n").encode() for i in range(n)))
+def _gzip_lines(n: int, level: int = 9) -> bytes:
+    return gzip.compress(
+        b"".join((json.dumps(impression(f"gz-{i}", T)) + "\n").encode() for i in range(n)), compresslevel=level
+    )
+
+
+def _trailer_changed(offset: int) -> bytes:
+    """A sound gzip file with one byte of its trailer changed: -8 the CRC-32, -4 the size of the text."""
+    content = bytearray(_gzip_lines(50))
+    content[offset] ^= 0x01
+    return bytes(content)
+
+
+def _price_changed() -> bytes:
+    """A gzip file of stored (not compressed) blocks with one byte of its text changed, from a price of
+    5.0 to 9.0: the deflate stream stays valid, only the member's CRC-32 tells."""
+    content = bytearray(_gzip_lines(50, level=0))
+    at = content.index(b'"price": 5.0')
+    content[at + len('"price": ')] = ord("9")
+    return bytes(content)
 
 
 @pytest.mark.parametrize(
@@ -40,8 +59,12 @@ def _gzip_lines(n: int) -> bytes:
         (lambda: b'{"not": "gzip at all"}\n', "Input is not a GZIP stream"),
         # DuckDB's message for what follows the stream names no file; Python refuses it too
         (lambda: _gzip_lines(50) + b"trailing bytes", "Input is not a GZIP stream"),
+        # DuckDB reads these three without a word (tests/test_gzip_check.py); the check beside it does not
+        (lambda: _trailer_changed(-8), "a gzip member's CRC-32 does not match its text: the file is corrupt"),
+        (lambda: _trailer_changed(-4), "a gzip member's recorded size does not match its text"),
+        (_price_changed, "a gzip member's CRC-32 does not match its text"),
     ],
-    ids=["truncated", "not-gzip", "garbage-after-the-stream"],
+    ids=["truncated", "not-gzip", "garbage-after-the-stream", "wrong-crc", "wrong-size", "a-price-changed"],
 )
 def test_unreadable_file_keeps_the_previous_landing(data: DataDir, content, reason: str) -> None:
     before = land_partition(data, "impressions", DAY)

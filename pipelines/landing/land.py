@@ -34,6 +34,7 @@ import polars as pl
 from pipelines.contract import MAX_LATENESS_DAYS, Reason
 from pipelines.duck import MAX_LINE_BYTES, compute_connection, rejects_per_file, sql_list, sql_path, sql_str
 from pipelines.lake import DataDir, files_with_suffix, replace_dir, temp_sibling
+from pipelines.landing.gzip_check import GzipCheck
 from pipelines.landing.gzip_repair import file_named_in, read_with_gzip_repair, reason_for
 from pipelines.landing.id_index import INDEX_FILE, write_id_index
 from pipelines.landing.rules_sql import bucket_expr, landing_select, register_udfs
@@ -263,11 +264,17 @@ def land_partition(
 
                 read_with_gzip_repair(readable, work / "repaired", copy)
 
+            # DuckDB inflates .gz files without checking their CRC-32: the raw ones (not the copies Python
+            # wrote, which it checked) are checked beside the COPY
+            gzipped = [p for p in readable if p.name.endswith(".gz") and not p.is_relative_to(work)]
             try:
-                try:
-                    copy_on(con)
-                except duckdb.OutOfMemoryException:
-                    _copy_with_more_memory(data, log, arrival, readable, copy_on)
+                with GzipCheck(gzipped) as check:
+                    try:
+                        copy_on(con)
+                    except duckdb.OutOfMemoryException:
+                        _copy_with_more_memory(data, log, arrival, readable, copy_on)
+                    if (fault := check.fault()) is not None:
+                        raise RawFileError.unreadable(log, arrival, *fault)
                 write_id_index(con, sorted(accepted_dir.glob("*/*.parquet")), accepted_dir / INDEX_FILE)
             except duckdb.IOException as exc:
                 bad = file_named_in(str(exc), readable)
