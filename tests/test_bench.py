@@ -19,13 +19,18 @@ from pipelines.generate import generate_dataset, markets
 START = dt.date(2025, 3, 1)
 
 
-def test_bench_full_on_a_tiny_clean_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def clean(data_dir: str, start: str, days: int, events_per_day: int, seed: int) -> dict:
-        stats = generate_dataset(Path(data_dir), dt.date.fromisoformat(start), days, events_per_day, seed, dirt_rate=0)
+@pytest.mark.parametrize("compress", [False, True], ids=["jsonl", "jsonl.gz"])
+def test_bench_full_on_a_tiny_clean_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compress: bool) -> None:
+    def clean(data_dir: str, start: str, days: int, events_per_day: int, seed: int, compress: bool) -> dict:
+        stats = generate_dataset(
+            Path(data_dir), dt.date.fromisoformat(start), days, events_per_day, seed, dirt_rate=0, compress=compress
+        )
         return {"events": stats.total_events, "seconds": stats.seconds, "events_per_s": 1}
 
     monkeypatch.setattr(bench.runs, "run_generate", clean)
-    result = bench.bench_full(tmp_path, START, 2, 1500, 3, isolate=False)
+    result = bench.bench_full(tmp_path, START, 2, 1500, 3, isolate=False, compress=compress)
+    suffixes = {p.name.split(".", 1)[1] for p in Path(result["data_dir"]).glob("raw/*/dt=*/*")}
+    assert suffixes == {"jsonl.gz" if compress else "jsonl"} and result["compressed"] is compress
     pipeline = result["pipeline"]
     assert pipeline["success"]
     assert result["generator"]["events"] == pipeline["events"]  # clean data: one raw line per event
@@ -55,8 +60,10 @@ def test_ruled_statement_equals_the_marts_on_dirty_data(tmp_path: Path, monkeypa
     generated data with its dirt (malformed lines, duplicates, conflicts, late and invalid events):
     rules 5–9 in SQL against the staged layer's polars. The ratios split pipeline / bare in two."""
 
-    def dirty(data_dir: str, start: str, days: int, events_per_day: int, seed: int) -> dict:
-        stats = generate_dataset(Path(data_dir), dt.date.fromisoformat(start), days, events_per_day, seed)
+    def dirty(data_dir: str, start: str, days: int, events_per_day: int, seed: int, compress: bool) -> dict:
+        stats = generate_dataset(
+            Path(data_dir), dt.date.fromisoformat(start), days, events_per_day, seed, compress=compress
+        )
         return {"events": stats.total_events, "seconds": stats.seconds, "events_per_s": 1}
 
     monkeypatch.setattr(bench.runs, "run_generate", dirty)

@@ -94,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         help="full mode: also time the contract's rules as one DuckDB statement that writes nothing "
         "(pipelines.bench.ruled), to split the ratio into rules and warehouse; needs memory (11 GB for 5 x 3M)",
     )
+    p.add_argument(
+        "--compress",
+        action="store_true",
+        help="full mode: generate .jsonl.gz logs (the pipeline and the bare statement inflate them; landing "
+        "also checks each gzip member's CRC-32)",
+    )
     p.add_argument("--out", type=Path, default=Path("bench-results.json"))
     args = p.parse_args(argv)
     if args.days < 1 or args.events_per_day < 1:
@@ -123,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                 core_only=args.core_only,
                 repeats=args.repeats,
                 ruled=args.ruled,
+                compress=args.compress,
             )
         if args.mode in ("incremental", "all"):
             results["incremental"] = bench_incremental(

@@ -26,16 +26,21 @@ def bench_full(
     core_only: bool = False,
     repeats: int = 3,
     ruled: bool = False,
+    compress: bool = False,
 ) -> dict[str, Any]:
     """Generate, run the pipeline, run the bare statement (``repeats`` times, the median counts)
-    and, with ``ruled``, the ruled statement (``pipelines.bench.ruled``, once); one JSON-able dict."""
-    data_dir = root / f"full-{days}x{events_per_day}-s{seed}"
+    and, with ``ruled``, the ruled statement (``pipelines.bench.ruled``, once); one JSON-able dict.
+    ``compress``: the logs are written as .jsonl.gz, as platforms usually ship them (both the pipeline
+    and the bare statement inflate them)."""
+    data_dir = root / f"full-{days}x{events_per_day}-s{seed}{'-gz' if compress else ''}"
     end = start + dt.timedelta(days=days - 1)
     generator = None
     if not (reuse and (data_dir / "reference" / "countries.csv").exists()):
         shutil.rmtree(data_dir, ignore_errors=True)
         CREATED.append(data_dir)
-        generator = in_child(isolate, runs.run_generate, str(data_dir), start.isoformat(), days, events_per_day, seed)
+        generator = in_child(
+            isolate, runs.run_generate, str(data_dir), start.isoformat(), days, events_per_day, seed, compress
+        )
         say(
             f"generator: {generator['events']:,} events in {generator['seconds']} s = "
             f"{generator['events_per_s']:,} events/s"
@@ -65,6 +70,7 @@ def bench_full(
         "start": start.isoformat(),
         "days": days,
         "events_per_day": events_per_day,
+        "compressed": compress,
         "generator": generator,
         "pipeline": pipeline,
         "bare_duckdb": bare,
