@@ -12,6 +12,7 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import polars as pl
 import pytest
@@ -23,7 +24,8 @@ from pipelines.lake import DataDir
 from pipelines.landing.land import land_partition
 from pipelines.landing.undecodable import undecodable_lines
 from pipelines.quality.reconcile import count_raw_lines
-from tests.builders import impression
+from pipelines.runner import execute_range
+from tests.builders import impression, write_raw, write_reference
 
 DAY = dt.date(2025, 3, 5)
 T = "2025-03-05T10:00:00Z"
@@ -293,3 +295,34 @@ def test_a_file_that_turns_to_another_encoding_after_its_first_megabyte_is_split
     stats = land_partition(data, "impressions", DAY)
     assert (stats.landed, stats.accepted, stats.by_reason) == (38_000, 8_000, {"malformed": 30_000})
     assert count_raw_lines(data, "impressions", DAY) == 38_000
+
+
+def test_the_landing_check_counts_two_days_at_once_each_with_its_own_rejects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The landing check counts arrival days two at a time, on cursors of one DuckDB database. Each
+    cursor has its own reject table, so one day's undecodable lines never count for another."""
+    monkeypatch.setenv("REVWH_STEP_THREADS", "2")
+    days = [DAY + dt.timedelta(days=i) for i in range(4)]
+    write_reference(tmp_path, DAY, days[-1] + dt.timedelta(days=3))
+    expected = {}
+    for i, day in enumerate(days):
+        undecodable = [LATIN1.replace(b"x", b"x%d-%d" % (i, j)) for j in range(3 * i)]
+        lines = [GOOD.replace(b"good", b"good-%d" % i), *undecodable]
+        write_raw(tmp_path, "impressions", day.isoformat(), [], "a.jsonl")
+        (tmp_path / "raw" / "impressions" / f"dt={day}" / "a.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+        expected[day.isoformat()] = len(lines)
+    for log in ("coin_purchases", "gifts", "orders", "fund_payouts"):
+        DataDir.at(tmp_path).raw_partition(log, DAY).mkdir(parents=True)
+
+    result = execute_range(tmp_path, DAY, days[-1], log_level="CRITICAL", instance=dg.DagsterInstance.ephemeral())
+
+    [evaluation] = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.asset_check_key.name == "landed_equals_accepted_plus_quarantined"
+        and e.asset_check_key.asset_key.path[-1] == "impressions"
+    ]
+    assert evaluation.passed
+    counted = evaluation.metadata["days"].value
+    assert {day: counts["raw_lines"] for day, counts in counted.items()} == expected

@@ -18,6 +18,7 @@ from pipelines.landing.land import (
     read_manifest,
 )
 from pipelines.landing.unread_raw import unread_log_entries
+from pipelines.parallel import thread_map
 from pipelines.quality.reconcile import count_raw_lines
 
 QUARANTINE_WARN_RATE = 0.05
@@ -110,20 +111,24 @@ def build_landing_asset(log: str) -> dg.AssetsDefinition:
         problems, checked, changed = [], {}, []
         days = partition_dates(context)
         days += [days[-1] + dt.timedelta(days=i) for i in range(1, MAX_LATENESS_DAYS + 1)]
+        landed = []
+        for day in days:
+            if read_manifest(data, log, day) is None:
+                continue
+            if landing_lag(data, log, day) == CHANGED_SINCE_LANDED:
+                # the files now are not the ones landed: a recount would compare two versions
+                changed.append(key(day))
+                continue
+            landed.append(day)
         with connect() as con:
-            for day in days:
-                stats = read_manifest(data, log, day)
-                if stats is None:
-                    continue
-                if landing_lag(data, log, day) == CHANGED_SINCE_LANDED:
-                    # the files now are not the ones landed: a recount would compare two versions
-                    changed.append(key(day))
-                    continue
-                lines = count_raw_lines(data, log, day, con=con)
-                accepted, quarantined = _landed_rows(data, log, day)
-                checked[key(day)] = {"raw_lines": lines, "accepted": accepted, "quarantined": quarantined}
-                if lines != accepted + quarantined:
-                    problems.append(f"dt={day}: {lines} lines != {accepted} accepted + {quarantined} quarantined")
+            # two days at once: DuckDB inflates a .gz file on one thread (five 107 MB gzip days of
+            # impressions: 7.7-8.1 s one after another, 5.0-6.0 s two at a time; plain files 1.6 -> 1.4 s)
+            counts = thread_map(lambda day: count_raw_lines(data, log, day, con=con), landed)
+        for day, lines in zip(landed, counts, strict=True):
+            accepted, quarantined = _landed_rows(data, log, day)
+            checked[key(day)] = {"raw_lines": lines, "accepted": accepted, "quarantined": quarantined}
+            if lines != accepted + quarantined:
+                problems.append(f"dt={day}: {lines} lines != {accepted} accepted + {quarantined} quarantined")
         if changed:
             context.log.warning(
                 f"landing/{log}: arrival day {', '.join(changed)} {CHANGED_SINCE_LANDED} (files written during "
