@@ -5,6 +5,7 @@ CPU); either way every day lands exactly as :func:`land_partition` would land it
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import threading
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from pipelines.lake import DataDir
 from pipelines.landing import land
-from pipelines.landing.land import land_days, raw_bytes
+from pipelines.landing.land import land_days, raw_bytes, text_bytes
 from tests.builders import impression, write_raw, write_reference
 
 FIRST = dt.date(2025, 3, 1)
@@ -76,6 +77,27 @@ def test_every_day_small_lands_two_at_a_time(data: DataDir, monkeypatch: pytest.
 
 def test_a_missing_day_has_no_bytes(data: DataDir) -> None:
     assert raw_bytes(data, "impressions", FIRST - dt.timedelta(days=1)) == 0
+
+
+def test_a_gzip_day_counts_the_lines_it_inflates_to(tmp_path: Path) -> None:
+    """A 107 MB .gz of 717 MB of lines is a large day: its size is read from the trailer (several
+    members, padding: at least four times the file)."""
+    text = b"".join(b'{"event_id":"e%d","price":5.0}\n' % i for i in range(20_000))
+    one = tmp_path / "one.jsonl.gz"
+    one.write_bytes(gzip.compress(text))
+    assert text_bytes(one) == len(text) > 10 * one.stat().st_size
+    several = tmp_path / "several.jsonl.gz"
+    several.write_bytes(gzip.compress(text) + gzip.compress(text[:100]))
+    assert text_bytes(several) == 4 * several.stat().st_size
+    padded = tmp_path / "padded.jsonl.gz"
+    padded.write_bytes(gzip.compress(text) + b"\0" * 8)
+    assert text_bytes(padded) == 4 * padded.stat().st_size
+    plain = tmp_path / "plain.jsonl"
+    plain.write_bytes(text)
+    assert text_bytes(plain) == len(text)
+    tiny = tmp_path / "tiny.jsonl.gz"
+    tiny.write_bytes(b"\x1f")
+    assert text_bytes(tiny) == 1
 
 
 def test_a_landing_that_fails_late_leaves_the_day_and_its_quarantine_both_as_they_were(
