@@ -100,6 +100,23 @@ def test_a_gzip_day_counts_the_lines_it_inflates_to(tmp_path: Path) -> None:
     assert text_bytes(tiny) == 1
 
 
+def test_a_gzip_file_that_cannot_be_opened_is_left_to_the_landing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sizing days must not fail before landing can name the file (tests run as root: chmod cannot say no)."""
+    locked = tmp_path / "locked.jsonl.gz"
+    locked.write_bytes(gzip.compress(b"{}\n" * 1000))
+    real_open = Path.open
+
+    def refuse(self: Path, *args, **kwargs):
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refuse)
+    assert text_bytes(locked) == 4 * locked.stat().st_size
+
+
 def test_a_landing_that_fails_late_leaves_the_day_and_its_quarantine_both_as_they_were(
     data: DataDir, monkeypatch: pytest.MonkeyPatch
 ) -> None:
