@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import struct
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import duckdb
 import pytest
 
 from pipelines.duck import read_lines_sql, sql_list
+from pipelines.landing import gzip_check
 from pipelines.landing.gzip_check import GzipCheck, gzip_fault
 
 TEXT = b"".join(b'{"event_id":"e%d","price":5.0}\n' % i for i in range(2_000))
@@ -130,9 +132,20 @@ def test_the_check_reports_the_first_faulty_file(tmp_path: Path) -> None:
         assert check.fault() is None
 
 
-def test_leaving_the_block_stops_the_thread(tmp_path: Path) -> None:
+def test_leaving_the_block_stops_the_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A landing that fails (DuckDB's error) does not wait for the check of every file: the thread stops
+    within the file it is reading."""
     path = tmp_path / "zeros.jsonl.gz"
     path.write_bytes(gzip.compress(b"\0" * (200 << 20), compresslevel=1))
+    started = []
+
+    def counted(p: Path, stop: threading.Event | None = None) -> str | None:
+        started.append(p)
+        return gzip_fault(p, stop)
+
+    monkeypatch.setattr(gzip_check, "gzip_fault", counted)
     with GzipCheck([path] * 50) as check:  # seconds of work
-        pass
+        while not started:
+            time.sleep(0.001)
     assert not check._thread.is_alive()
+    assert len(started) < 50  # without the stop, every file is read before the block is left
