@@ -124,8 +124,8 @@ def test_stream_differences() -> None:
 
 
 def test_bench_incremental_times_the_same_day_repeatedly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both histories end on the same calendar day, so the timed runs do the same work, and each
-    repeat starts from the same lake (the snapshot is restored between runs)."""
+    """Both histories end on the same calendar day, so the timed runs do the same work, each repeat
+    starts from the same lake (the snapshot is restored between runs), and the runs alternate."""
 
     def on_time(data_dir: str, start: str, days: int, events_per_day: int, seed: int) -> dict:
         stats = generate_dataset(
@@ -141,10 +141,12 @@ def test_bench_incremental_times_the_same_day_repeatedly(tmp_path: Path, monkeyp
     out = bench.bench_incremental(tmp_path, START, histories, 200, 5, repeats=2, isolate=False, core_only=True)
     day = START + dt.timedelta(days=histories[-1])
     assert out["day"] == day.isoformat() and out["repeats"] == 2
+    assert out["order"] == [histories[0], histories[1], histories[1], histories[0]]  # alternating, ABBA
     short, long = (out["runs"][str(h)] for h in histories)
     assert short["success"] and long["success"]
     assert len(short["samples_s"]) == len(long["samples_s"]) == 2
     assert short["seconds"] in short["samples_s"]
+    assert 0 < short["peak_rss_gib_run"] <= short["peak_rss_gib"]  # the run's own, within the process's mark
     assert short["events"] == long["events"] > 0  # the same day's raw files, whatever the history
     assert out["ratio_longest_to_shortest"] == pytest.approx(long["seconds"] / short["seconds"], rel=1e-2)
     data_dir = tmp_path / f"incr-{histories[-1]}x200-s5"
@@ -156,6 +158,12 @@ def test_bench_incremental_times_the_same_day_repeatedly(tmp_path: Path, monkeyp
         rows = con.sql("SELECT count(*) FROM marts.revenue_by_stream").fetchall()[0][0]
     assert [d for (d,) in dates] == [START + dt.timedelta(days=i) for i in range(histories[-1] + 1)]
     assert rows == 4 * len(dates)  # four streams a day, never doubled by the repeat
+
+
+def test_the_timed_runs_alternate_in_abba_order() -> None:
+    assert bench.incremental.alternating([7, 90], 3) == [7, 90, 90, 7, 7, 90]
+    assert bench.incremental.alternating([7, 30, 90], 2) == [7, 30, 90, 90, 30, 7]
+    assert bench.incremental.alternating([7], 2) == [7, 7]
 
 
 def test_median_run_prefers_a_failure() -> None:

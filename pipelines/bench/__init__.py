@@ -16,8 +16,8 @@ Modes (``--mode``):
 - ``incremental``: for each history length H in ``--histories`` (default 7,90): land and
   stage H days, then time the run of the next day (its arrival days land fresh). Every H
   ends on the same calendar day, so the timed runs do the same work; each is timed
-  ``--repeats`` times from the same state and the median counts. The goal is the same
-  cost whatever H.
+  ``--repeats`` times from the same state, the histories' runs alternating (ABBA), and the
+  median counts. The goal is the same cost whatever H.
 - ``all``: both.
 
 The generator and the bare statement run in child processes so that this process's

@@ -137,6 +137,8 @@ def run_pipeline(
         summary["failures"] = failure_messages(result)[:10]
     intervals, stage_of = step_intervals(instance.all_logs(result.run_id)), stage_of_steps(result.all_events)
     summary["peak_rss_gib_by_stage"] = peak_rss_by_stage(sampler.samples, intervals, stage_of)
+    # ru_maxrss is the process's high-water mark since it started (earlier runs included); this is the run's own
+    summary["peak_rss_gib_run"] = round(max((rss for _, rss in sampler.samples), default=0) / 2**30, 3)
     summary["cpu_s_by_stage"] = cpu_by_stage(sampler.cpu, intervals, stage_of)
     return {"success": result.success, **summary, "steps_s": steps}
 
