@@ -37,6 +37,7 @@ def test_bench_full_on_a_tiny_clean_dataset(tmp_path: Path, monkeypatch: pytest.
     assert pipeline["events_per_s"] == pytest.approx(pipeline["events"] / pipeline["seconds"], rel=1e-2)
     bare = result["bare_duckdb"]
     assert len(bare["samples_s"]) == 3 and bare["seconds"] == sorted(bare["samples_s"])[1]  # the median
+    assert bare["samples_before_pipeline"] == 1  # one timing on each side of the pipeline at least
     assert result["ratio_pipeline_to_bare"] == pytest.approx(
         pipeline["seconds"] / result["bare_duckdb"]["seconds"], rel=1e-2
     )

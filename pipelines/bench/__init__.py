@@ -6,7 +6,8 @@ Modes (``--mode``):
   pipeline through Dagster (``pipelines.runner.execute_range``, in this process), then
   compute revenue by stream with ONE bare DuckDB statement over the same raw files
   (``read_json`` joined to the reference tables, dirt rules aside): the engine's ceiling,
-  timed ``--repeats`` times (3 by default; the median counts).
+  timed ``--repeats`` times (3 by default: once before the pipeline, the others after it, so
+  the host's drift falls on both sides; the median counts).
   Reports events/s end to end, time per stage (from Dagster's step events), the share
   of pandera validation, peak RSS of this process and the ratio pipeline / bare DuckDB.
   ``--days 1 --events-per-day 30000000`` measures the peak RSS of one large day.
