@@ -1,11 +1,11 @@
 """The console logger of `revwh run`: Dagster's log lines, without stack traces for errors that explain themselves.
 
 A broken raw file, a bad reference table or a missing mart SQL file fails its step with a message written
-to be read (the project's own exception classes, or a ``dagster.Failure``). Dagster's console logger
-prints 30-120 lines of framework stack trace under such a message, which buries it. This logger prints
-the message alone on the step's failure line; the full trace stays in the run's event log (the Dagster
-UI's run view), ``REVWH_TRACEBACK=1`` prints it, and any other error (a bug, whose trace is needed) is
-printed in full as before.
+to be read (the project's own exception classes, or a ``dagster.Failure``); so does Ctrl-C or SIGTERM.
+Dagster's console logger prints 30-120 lines of framework stack trace under such a message, which buries
+it. This logger prints the message alone on the step's failure line; the full trace stays in the run's
+event log (the Dagster UI's run view), ``REVWH_TRACEBACK=1`` prints it, and any other error (a bug, whose
+trace is needed) is printed in full as before.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from dagster._core.log_manager import LOG_RECORD_METADATA_ATTR  # where Dagster 
 # A serialised error's message starts with its class path, e.g. "pipelines.landing.land.RawFileError: ".
 _OWN_ERROR = re.compile(r"pipelines(\.\w+)+: ")
 _SELF_EXPLAINED_CLASSES = {"Failure"}  # dagster.Failure: raised on purpose with a description
+# Ctrl-C or SIGTERM inside a step: the trace only shows where the step was waiting, and `revwh run` ends
+# with its own line saying what the interrupted run left behind.
+_INTERRUPTED_CLASSES = {"DagsterExecutionInterruptedError", "KeyboardInterrupt"}
 FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"  # Dagster's default console format
 HINT = "(stack trace: REVWH_TRACEBACK=1, or the run in the Dagster UI)"
 TRACEBACK_ENV = "REVWH_TRACEBACK"
@@ -38,6 +41,8 @@ def self_explained_text(error) -> str | None:
     error = root_error(error)
     if error is None:
         return None
+    if error.cls_name in _INTERRUPTED_CLASSES:
+        return "interrupted"
     text = error.message.strip()
     own = _OWN_ERROR.match(text)
     if own:

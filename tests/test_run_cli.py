@@ -191,6 +191,7 @@ def test_ctrl_c_during_a_run_exits_130_with_one_line_and_leaves_no_temporary_war
     assert run.returncode == 130, err[-2000:]
     summary = [line for line in err.splitlines() if line.startswith("revwh run: error:")]
     assert summary and all("interrupted" in line for line in summary), summary
+    assert "Stack Trace" not in err and "Traceback" not in err, err[-3000:]  # Dagster's failure lines, one line each
     assert not list(tmp_path.glob(".warehouse.duckdb.tmp-*"))
 
 
