@@ -34,6 +34,31 @@ def test_a_mart_without_event_date_is_refused(tmp_path: Path, monkeypatch: pytes
     assert len(mart_defs.build_mart_asset("revenue_by_stream")) == 2  # the asset and its reconciliation check
 
 
+def test_a_reconciled_mart_without_the_measures_its_check_sums_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mart added to RECONCILED_MARTS (the README's "Extending") must have the columns its
+    reconciles_with_facts check sums; without them, the code location says which, instead of every
+    run failing the check with DuckDB's binder error."""
+    sql_dir = tmp_path / "sql" / "marts"
+    shutil.copytree(build.MARTS_SQL_DIR, sql_dir)
+    (sql_dir / "net_by_day.sql").write_text(
+        "SELECT event_date, usd_sum(net_revenue_usd) AS net_revenue_usd, count(*) AS event_count\n"
+        "FROM revenue_events GROUP BY event_date\n"
+    )
+    monkeypatch.setattr(build, "MARTS_SQL_DIR", sql_dir)
+    monkeypatch.setattr(mart_defs, "MARTS_SQL_DIR", sql_dir)
+    assert len(mart_defs.build_mart_asset("net_by_day")) == 1  # not reconciled: no check, no demand
+    monkeypatch.setattr(mart_defs, "RECONCILED_MARTS", (*mart_defs.RECONCILED_MARTS, "net_by_day"))
+    with pytest.raises(
+        build.MartSqlInvalid,
+        match=r"net_by_day\.sql: the mart is in RECONCILED_MARTS .* has no gross_revenue_usd, platform_fees_usd, "
+        r"creator_payouts_usd columns;",
+    ):
+        mart_defs.build_mart_asset("net_by_day")
+    assert len(mart_defs.build_mart_asset("revenue_by_region")) == 2
+
+
 def test_revwh_run_says_so_in_one_line(tmp_path: Path) -> None:
     """The code location cannot load: `revwh run` exits 2 with the reason, before anything runs."""
     checkout = tmp_path / "checkout"

@@ -13,10 +13,11 @@ from pipelines.marts.build import (
     mart_description,
     mart_names,
 )
-from pipelines.quality.reconcile import mart_problems
+from pipelines.quality.reconcile import MEASURES, mart_problems
 
-# Marts whose measures must add up to the facts' totals (SPEC §5).
+# Marts whose measures must add up to the facts' totals (SPEC §5), and the columns that check sums.
 RECONCILED_MARTS = ("revenue_by_stream", "revenue_by_region")
+RECONCILED_COLUMNS = (*MEASURES, "event_count")
 
 
 def mart_key(name: str) -> dg.AssetKey:
@@ -24,12 +25,23 @@ def mart_key(name: str) -> dg.AssetKey:
 
 
 def _checked_schema(name: str, probe: MartSchemaProbe) -> dg.TableSchema | None:
-    """The mart's columns; it must keep ``event_date``, the key the warehouse replaces its partitions by."""
+    """The mart's columns; it must keep ``event_date``, the key the warehouse replaces its partitions by,
+    and a reconciled mart the measures its check sums."""
     schema = probe.schema(name)
-    if schema is not None and "event_date" not in {column.name for column in schema.columns}:
+    if schema is None:
+        return None
+    columns = {column.name for column in schema.columns}
+    if "event_date" not in columns:
         raise MartSqlInvalid(
             f"{MARTS_SQL_DIR / f'{name}.sql'}: the mart has no event_date column; every mart keeps the event "
             "date of its rows (select event_date and group by it), so that a run can replace its dates in the warehouse"
+        )
+    missing = [c for c in RECONCILED_COLUMNS if c not in columns] if name in RECONCILED_MARTS else []
+    if missing:
+        raise MartSqlInvalid(
+            f"{MARTS_SQL_DIR / f'{name}.sql'}: the mart is in RECONCILED_MARTS (pipelines/defs/marts.py) but has no "
+            f"{', '.join(missing)} column{'s' if len(missing) > 1 else ''}; its reconciles_with_facts check sums "
+            f"{', '.join(RECONCILED_COLUMNS)} against the facts"
         )
     return schema
 
