@@ -175,13 +175,13 @@ def _read(path: Path, table: str) -> pl.DataFrame:
         if empty.height:
             line = empty.row(0, named=True)[_LINE]
             raise ReferenceError(f"{path}, line {line}: {column} is empty ({empty.height} such rows)")
-    return _one_row_per_key(typed.drop(_LINE), table, path)
+    return _one_row_per_key(typed, table, path).drop(_LINE)
 
 
 def _one_row_per_key(frame: pl.DataFrame, table: str, path: Path) -> pl.DataFrame:
     """Rows repeated with the same values in every column a rule reads are one row (the first); a key
-    given two different values is ambiguous (which rate, which region?) and fails the load. Parameters
-    nobody reads may repeat."""
+    given two different values is ambiguous (which rate, which region?) and fails the load, naming the
+    lines (``_LINE``). Parameters nobody reads may repeat."""
     keys = _KEYS[table]
     values = [c for c in _TYPES[table] if c not in keys]
     deduped = frame.unique(subset=keys + values, keep="first", maintain_order=True)
@@ -189,8 +189,11 @@ def _one_row_per_key(frame: pl.DataFrame, table: str, path: Path) -> pl.DataFram
     if table == "parameters":
         conflicting = conflicting.filter(pl.col("name") == CREATOR_USD_PER_COIN)
     if conflicting.height:
-        shown = conflicting.select(keys + values).head(4).to_dicts()
-        raise ReferenceError(f"{path}: key {keys} given different values: {shown}")
+        first = conflicting.filter(pl.struct(keys) == conflicting.select(pl.struct(keys)).item(0, 0))
+        lines = ", ".join(str(line) for line in first.get_column(_LINE).head(4))
+        shown = first.select(keys + values).head(4).to_dicts()
+        more = f" (and {conflicting.height - first.height} more such rows)" if conflicting.height > first.height else ""
+        raise ReferenceError(f"{path}, lines {lines}: key {keys} given different values: {shown}{more}")
     return deduped.unique(subset=keys, keep="first", maintain_order=True)
 
 

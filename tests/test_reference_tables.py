@@ -74,6 +74,20 @@ def test_a_key_with_two_values_a_rule_reads_fails_the_load(ref_dir: Path, table:
         load_reference(DataDir.at(ref_dir.parent))
 
 
+def test_the_message_names_the_lines_of_the_conflicting_rows(ref_dir: Path) -> None:
+    fx = ref_dir / "fx_rates.csv"
+    fx.write_text("date,currency,usd_per_unit\n2025-03-01,EUR,1.1\n2025-03-01,GBP,1.3\n2025-03-01,EUR,1.2\n")
+    _append(fx, "2025-03-02,GBP,1.3\n2025-03-02,GBP,1.31\n")
+    expected = (
+        f"{fx}, lines 2, 4: key ['date', 'currency'] given different values: "
+        "[{'date': datetime.date(2025, 3, 1), 'currency': 'EUR', 'usd_per_unit': 1.1}, "
+        "{'date': datetime.date(2025, 3, 1), 'currency': 'EUR', 'usd_per_unit': 1.2}] (and 2 more such rows)"
+    )
+    with pytest.raises(ReferenceError) as raised:
+        load_reference(DataDir.at(ref_dir.parent))
+    assert str(raised.value) == expected
+
+
 def test_unused_parameters_may_repeat(ref_dir: Path) -> None:
     _append(ref_dir / "parameters.csv", "note,a\nnote,b\n")
     assert load_reference(DataDir.at(ref_dir.parent)).creator_usd_per_coin == CREATOR_USD_PER_COIN
