@@ -1,6 +1,7 @@
 # Two commands on a fresh machine: `make run` and `make test`. Everything else is optional.
 SHELL := /bin/bash
-PYTHON ?= python3
+# The project pins Python 3.11 (pyproject.toml): python3.11 when the machine has it under that name, else python3.
+PYTHON ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -24,7 +25,11 @@ setup: $(STAMP)
 UV_VERSION := 0.13.8
 UV_INSTALL := $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python
 $(STAMP): requirements.lock pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { \
+		echo "make: the project needs Python 3.11; $(PYTHON) is $$($(PYTHON) -V 2>&1). Name one: make $(MAKECMDGOALS) PYTHON=/path/to/python3.11" >&2; \
+		exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
+		echo "make: $(PYTHON) -m venv failed (on Debian and Ubuntu: apt install python3.11-venv)" >&2; exit 1; }
 	{ $(BIN)/python -m pip install --quiet uv==$(UV_VERSION) && \
 		$(UV_INSTALL) -r requirements.lock && $(UV_INSTALL) --no-deps -e .; } || { \
 		echo "make: uv could not install the lock file; installing with pip instead (slower)" >&2 && \
@@ -82,7 +87,7 @@ lint: $(STAMP)
 
 # Started inside the instance folder: `dagster dev` warns about any dagster.yaml in its working folder that is
 # not the instance's, and the repository's own is only the source of the copy in $(INSTANCE).
-ui: $(STAMP) $(INSTANCE)/dagster.yaml
+ui: $(STAMP) $(INSTANCE)/dagster.yaml generate
 	data="$$(realpath -m -- "$(DATA_DIR)")" && cd $(INSTANCE) && REVWH_DATA_DIR="$$data" ../$(BIN)/dagster dev -w ../workspace.yaml
 
 clean:

@@ -83,7 +83,10 @@ COLUMN_DOCS = {
     "arrival_date": "the arrival day (dt=) of the raw file the copy came from",
     "reason": "the first rule the copy failed (SPEC §4): malformed, schema_violation, future_event, late_arrival, "
     "conflicting_duplicate, invalid_value, unknown_reference, missing_fx_rate or underage",
-    "raw": "the raw line as it arrived (a byte that is not UTF-8, which makes the line malformed, shows as ?)",
+    "raw": (
+        "the raw line as it arrived (a byte that is not UTF-8, which makes the line malformed, shows as U+FFFD, "
+        "the replacement character)"
+    ),
     "stage": "the layer that rejected the copy: landing (rules 1-4) or staged (rules 5-9)",
     "source_file": "the raw file the copy came from",
     "partition_key": "the quarantine partition file the rows come from (stage/log/day)",
