@@ -133,7 +133,9 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     if not (data.lake / "marts").is_dir():
         raise CliError(f"no lake with marts in {data.root}: run `revwh run --data-dir {args.data_dir} ...` first")
     with writer_lock(data, "revwh publish", on_wait=lambda text: print(f"revwh publish: {text}", file=sys.stderr)):
-        path = publish_warehouse(data, full=args.full)
+        path = publish_warehouse(
+            data, full=args.full, on_note=lambda note: print(f"revwh publish: warning: {note}", file=sys.stderr)
+        )
     print(f"revwh publish: {path} ({'rebuilt' if args.full else 'updated'} from {data.lake})")
     return 0
 

@@ -87,12 +87,56 @@ def test_a_date_removed_outside_the_scope_stays_published_and_a_never_published_
     assert _read(data.warehouse, FACTS_SQL) == [(D1, 1.0), (D2, 2.0)]
 
 
-def test_revwh_publish_takes_the_lake_as_it_is(data: DataDir) -> None:
-    _facts(data, D1, 99.0)
-    publish_warehouse(data)  # no scope, as `revwh publish` does
+def test_revwh_publish_takes_the_lake_as_it_is_and_says_which_files_no_run_published(data: DataDir) -> None:
+    _facts(data, D1, 99.0)  # a run of D1 that then failed a blocking check
+    notes: list[str] = []
+    publish_warehouse(data, on_note=notes.append)  # no scope, as `revwh publish` does
     assert _read(data.warehouse, FACTS_SQL) == [(D1, 99.0), (D2, 2.0)]
-    publish_warehouse(data, full=True)
+    assert notes == [
+        f"1 lake partition file(s) of {D1}..{D1} changed since the warehouse was last published "
+        f"(facts/revenue_events/event_date={D1}.parquet): a run that failed a blocking check or was killed left "
+        f"them, and this publish takes them unchecked; `revwh run --data-dir {data.root} --start {D1} --end {D1}` "
+        "publishes them checked"
+    ]
+    publish_warehouse(data, full=True, on_note=notes.append)  # now published: nothing more to say
     assert _read(data.warehouse, FACTS_SQL) == [(D1, 99.0), (D2, 2.0)]
+    assert len(notes) == 1
+
+
+def test_revwh_publish_prints_the_warning_and_a_warehouse_deleted_since_is_compared_with_the_last_snapshot(
+    data: DataDir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.cli import main
+
+    for day in (D1, D2):  # a range run that failed a check after writing its marts (beside, then renamed)
+        _write(data.mart_file(MART, day), pl.read_parquet(data.mart_file(MART, day)).with_columns(event_count=7))
+    data.warehouse.unlink()
+    assert main(["publish", "--data-dir", str(data.root)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"revwh publish: warning: 2 lake partition file(s) of {D1}..{D2} changed since the ")
+    assert f"marts/{MART}/event_date={D1}.parquet, marts/{MART}/event_date={D2}.parquet" in err
+    assert f"`revwh run --data-dir {data.root} --start {D1} --end {D2}` publishes them checked" in err
+    assert main(["publish", "--data-dir", str(data.root)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("keeps_times", [True, False])
+def test_a_copied_data_directory_is_not_taken_for_unchecked_files(
+    data: DataDir, tmp_path: Path, keeps_times: bool
+) -> None:
+    """A copy has no hard links to its snapshot: files that kept their size and time are the published ones,
+    and a copy that kept neither (`cp -r`) tells nothing, rather than calling every file unchecked."""
+    copy = tmp_path.parent / f"{tmp_path.name}-copy"
+    shutil.copytree(data.root, copy, copy_function=shutil.copy2 if keeps_times else shutil.copyfile)
+    copied = DataDir.at(copy)
+    notes: list[str] = []
+    publish_warehouse(copied, on_note=notes.append)
+    assert notes == []
+    if keeps_times:
+        _facts(copied, D2, 5.0)
+        publish_warehouse(copied, on_note=notes.append)
+        assert len(notes) == 1 and f"(facts/revenue_events/event_date={D2}.parquet)" in notes[0]
+    shutil.rmtree(copy)
 
 
 def test_the_snapshot_is_hard_links_and_only_two_are_kept(data: DataDir, monkeypatch: pytest.MonkeyPatch) -> None:

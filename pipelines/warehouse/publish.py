@@ -58,6 +58,7 @@ from pipelines.warehouse.snapshot import (
     keep_seconds,
     latest_snapshot,
     new_snapshot_path,
+    not_linked_by,
     prune_snapshots,
     published_snapshot_name,
     snapshot_sources,
@@ -397,6 +398,21 @@ def _sources(
     return snapshot_sources(data, dates)  # nothing was ever published here: only the run's partitions
 
 
+def _note_unchecked(data: DataDir, changed: list[str], on_note: Callable[[str], None]) -> None:
+    """Say which partitions ``revwh publish`` takes that no successful run published (see ``not_linked_by``),
+    and the run that would publish them checked."""
+    if not changed:
+        return
+    days = sorted(re.findall(r"\d{4}-\d\d-\d\d", " ".join(changed)))
+    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+    on_note(
+        f"{len(changed)} lake partition file(s) of {days[0]}..{days[-1]} changed since the warehouse was last "
+        f"published ({shown}): a run that failed a blocking check or was killed left them, and this publish takes "
+        f"them unchecked; `revwh run --data-dir {shlex.quote(str(data.root))} --start {days[0]} --end {days[-1]}` "
+        "publishes them checked"
+    )
+
+
 def publish_warehouse(
     data: DataDir,
     *,
@@ -410,7 +426,8 @@ def publish_warehouse(
     partitions a run checked (the ``warehouse`` asset), the other partitions as last published (from the
     snapshot, also through a rebuild: no warehouse yet, a mart added, dropped or reshaped, an older storage
     format); None (``revwh publish``) takes the lake as it is.
-    ``on_note``: told when a scoped publish cannot keep the other dates as published (no snapshot to take them from).
+    ``on_note``: told when a scoped publish cannot keep the other dates as published (no snapshot to take them from),
+    and when an unscoped one (``revwh publish``) takes partitions written since the last publish, unchecked.
     """
     keep_seconds()  # a bad $REVWH_SNAPSHOT_KEEP_MINUTES fails here, not after the swap
     target = data.warehouse
@@ -421,6 +438,8 @@ def publish_warehouse(
     recorded = published_snapshot_name(data)
     previous = usable_snapshot(data, recorded) if target.exists() else latest_snapshot(data)
     incremental = not full and target.exists()
+    if scope is None and previous is not None:
+        _note_unchecked(data, not_linked_by(data, previous), on_note)
     con = None
     try:
         if incremental:

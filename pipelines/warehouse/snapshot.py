@@ -118,6 +118,32 @@ def snapshot_sources(
     return dict(sorted({**kept, **fresh}.items()))
 
 
+def not_linked_by(data: DataDir, snapshot: Path) -> list[str]:
+    """The lake's partition files (relative paths) that ``snapshot`` does not hold: written since that
+    publish. A run writes its partitions before its blocking checks run, so these are a run's that failed a
+    check or was killed. A file is the one published when it is the same file (a hard link) or has the same
+    size and modification time (a copy that kept times, ``cp -a``, ``shutil.copytree``). When no file
+    matches, the data directory was copied without either (``cp -r``) and nothing can be told: empty list."""
+    linked = partition_files(snapshot)
+    changed, matched = [], 0
+    for rel, path in partition_files(data.lake).items():
+        old = linked.get(rel)
+        if old is not None and _same_file(path, old):
+            matched += 1
+        else:
+            changed.append(rel)
+    return changed if matched or not linked else []
+
+
+def _same_file(path: str, published: str) -> bool:
+    try:
+        now, then = os.stat(path), os.stat(published)
+    except OSError:  # removed meanwhile
+        return False
+    same_inode = (now.st_dev, now.st_ino) == (then.st_dev, then.st_ino)
+    return same_inode or (now.st_size, now.st_mtime_ns) == (then.st_size, then.st_mtime_ns)
+
+
 def build_snapshot(target: Path, sources: dict[str, str]) -> Path | None:
     """Link ``sources`` (relative path → file) into the folder ``target`` (made complete, then renamed into
     place); None when the file system cannot hard-link, and the views then read the lake's live files as before."""
