@@ -142,6 +142,8 @@ def _read(path: Path, table: str) -> pl.DataFrame:
     # a row of nulls, which would fail as an empty key. Every other row keeps its line number.
     frame = frame.filter(pl.any_horizontal(pl.col(c).is_not_null() & (pl.col(c) != "") for c in frame.columns[1:]))
     frame = frame.select(_LINE, *kept)
+    if frame.height == 0:  # every event would fail rule 7 or 8 (or lose its fee) and the run would look fine
+        raise ReferenceError(f"{path}: no rows, only a header; the rules read this table, so it cannot be empty")
     if lossy:  # a byte that is not UTF-8 (a Windows export's cp1252) counts only where a rule reads it
         for column in read:
             bad = frame.filter(pl.col(column).str.contains("\ufffd", literal=True))
@@ -191,7 +193,7 @@ def _one_row_per_key(frame: pl.DataFrame, table: str, path: Path) -> pl.DataFram
     if conflicting.height:
         first = conflicting.filter(pl.struct(keys) == conflicting.select(pl.struct(keys)).item(0, 0))
         lines = ", ".join(str(line) for line in first.get_column(_LINE).head(4))
-        shown = first.select(keys + values).head(4).to_dicts()
+        shown = [{k: str(v) for k, v in row.items()} for row in first.select(keys + values).head(4).to_dicts()]
         more = f" (and {conflicting.height - first.height} more such rows)" if conflicting.height > first.height else ""
         raise ReferenceError(f"{path}, lines {lines}: key {keys} given different values: {shown}{more}")
     return deduped.unique(subset=keys, keep="first", maintain_order=True)

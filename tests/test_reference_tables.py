@@ -80,12 +80,22 @@ def test_the_message_names_the_lines_of_the_conflicting_rows(ref_dir: Path) -> N
     _append(fx, "2025-03-02,GBP,1.3\n2025-03-02,GBP,1.31\n")
     expected = (
         f"{fx}, lines 2, 4: key ['date', 'currency'] given different values: "
-        "[{'date': datetime.date(2025, 3, 1), 'currency': 'EUR', 'usd_per_unit': 1.1}, "
-        "{'date': datetime.date(2025, 3, 1), 'currency': 'EUR', 'usd_per_unit': 1.2}] (and 2 more such rows)"
+        "[{'date': '2025-03-01', 'currency': 'EUR', 'usd_per_unit': '1.1'}, "
+        "{'date': '2025-03-01', 'currency': 'EUR', 'usd_per_unit': '1.2'}] (and 2 more such rows)"
     )
     with pytest.raises(ReferenceError) as raised:
         load_reference(DataDir.at(ref_dir.parent))
     assert str(raised.value) == expected
+
+
+@pytest.mark.parametrize("table", ["countries", "fx_rates", "store_fees", "gift_catalog", "shop_categories"])
+def test_a_table_with_only_its_header_fails_the_load(ref_dir: Path, table: str) -> None:
+    """Header only (or a header and blank lines): every event would be quarantined as unknown_reference or
+    missing_fx_rate, or lose its store fee, and the run would succeed with empty marts."""
+    path = ref_dir / f"{table}.csv"
+    path.write_text(path.read_text().splitlines()[0] + "\n\n")
+    with pytest.raises(ReferenceError, match=re.escape(f"{path}: no rows, only a header")):
+        load_reference(DataDir.at(ref_dir.parent))
 
 
 def test_unused_parameters_may_repeat(ref_dir: Path) -> None:
