@@ -140,3 +140,46 @@ def test_a_landing_that_fails_late_leaves_the_day_and_its_quarantine_both_as_the
     monkeypatch.undo()
     stats = land.land_partition(data, "impressions", day)
     assert stats.by_reason == {"malformed": 2}
+
+
+@pytest.mark.parametrize("damage", ["{not json", "[]", '{"log": "impressions"}', ""])
+def test_a_damaged_manifest_counts_as_never_landed_and_the_day_lands_again(data: DataDir, damage: str) -> None:
+    """A manifest cut short or edited by hand is not a traceback: the day lands again and gets a new one."""
+    land_days(data, "impressions", [DAYS[1]])
+    landed = land.read_manifest(data, "impressions", DAYS[1])
+    assert landed is not None and landed.accepted == 2
+    data.manifest_file("landing", "impressions", DAYS[1]).write_text(damage)
+    assert land.read_manifest(data, "impressions", DAYS[1]) is None
+    land_days(data, "impressions", [DAYS[1]])
+    again = land.read_manifest(data, "impressions", DAYS[1])
+    assert again is not None and again.accepted == 2 and again.landed == landed.landed
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "garbage", "quarantine"])
+def test_a_damaged_landing_lands_again_instead_of_failing_its_check_on_every_run(data: DataDir, damage: str) -> None:
+    """The raw files are unchanged, so the fingerprint alone would skip the day; its landed files no longer
+    hold the rows the manifest counts, so it lands again (the landing check then passes)."""
+    first = land_days(data, "impressions", [DAYS[0]])[0]
+    buckets = sorted(data.landing_partition("impressions", DAYS[0]).glob("*/*.parquet"))
+    if damage == "delete":
+        buckets[0].unlink()
+    elif damage == "truncate":
+        buckets[0].write_bytes(buckets[0].read_bytes()[:10])
+    elif damage == "garbage":
+        buckets[0].write_bytes(b"not parquet at all" * 10)
+    else:
+        data.quarantine_file("landing", "impressions", DAYS[0]).write_bytes(b"PAR1")
+    again = land_days(data, "impressions", [DAYS[0]])[0]
+    assert not again.skipped and (again.accepted, again.quarantined) == (first.accepted, first.quarantined)
+    assert land_days(data, "impressions", [DAYS[0]])[0].skipped  # intact again: skipped as before
+
+
+def test_an_unreadable_id_index_is_rebuilt(data: DataDir) -> None:
+    from pipelines.duck import connect
+    from pipelines.landing.id_index import INDEX_FILE, id_index_rows
+
+    land_days(data, "impressions", [DAYS[0]])
+    path = data.landing_partition("impressions", DAYS[0]) / INDEX_FILE
+    path.write_bytes(b"garbage")
+    with connect() as con:
+        assert id_index_rows(data, "impressions", DAYS[0], con) == (path, 40)

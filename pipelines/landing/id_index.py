@@ -50,7 +50,11 @@ def write_id_index(con: duckdb.DuckDBPyConnection | None, accepted: list[Path], 
 
 
 def _footer(path: Path) -> pq.FileMetaData | None:
-    return pq.read_metadata(path) if path.exists() else None
+    """The index's footer; None when it is missing or unreadable (cut short, overwritten): rebuilt then."""
+    try:
+        return pq.read_metadata(path) if path.exists() else None
+    except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
+        return None
 
 
 def _current(footer: pq.FileMetaData | None) -> bool:

@@ -154,10 +154,37 @@ def landing_lag(data: DataDir, log: str, arrival: dt.date, buckets: int | None =
 
 
 def read_manifest(data: DataDir, log: str, arrival: dt.date) -> LandingStats | None:
+    """The day's landing record; None when there is none, or when it cannot be read (cut short, edited by
+    hand): the day then counts as never landed, and the next run lands it again and writes a new one."""
     path = data.manifest_file("landing", log, arrival)
     if not path.exists():
         return None
-    return LandingStats(**json.loads(path.read_text()))
+    try:
+        return LandingStats(**json.loads(path.read_text()))
+    except (ValueError, TypeError, OSError):  # not JSON, not an object, a field missing or unknown
+        return None
+
+
+def _landed_files_intact(data: DataDir, log: str, arrival: dt.date, stats: LandingStats) -> bool:
+    """The day's landed files still hold the rows its manifest counts (read from their footers). A file
+    deleted, cut short or overwritten since (a disk fault, a hand edit) makes the day land again rather
+    than fail its landing check on every run."""
+    partition = data.landing_partition(log, arrival)
+    if not partition.exists():
+        return False
+    quarantine = data.quarantine_file("landing", log, arrival)
+    try:
+        accepted = _parquet_rows(sorted(partition.glob("*/*.parquet")))
+        quarantined = _parquet_rows([quarantine] if quarantine.exists() else [])
+    except (pl.exceptions.PolarsError, OSError):
+        return False
+    return (accepted, quarantined) == (stats.accepted, stats.quarantined)
+
+
+def _parquet_rows(files: list[Path]) -> int:
+    if not files:
+        return 0
+    return int(pl.scan_parquet(files, hive_partitioning=False, glob=False).select(pl.len()).collect().item())
 
 
 def _write_manifest(data: DataDir, stats: LandingStats) -> None:
@@ -226,7 +253,7 @@ def land_partition(
     files = raw_files(data, log, arrival)
     fp = fingerprint(files, buckets)
     previous = read_manifest(data, log, arrival)
-    if previous and previous.fingerprint == fp and not force and data.landing_partition(log, arrival).exists():
+    if previous and previous.fingerprint == fp and not force and _landed_files_intact(data, log, arrival, previous):
         previous.skipped = True
         return previous
 
