@@ -20,7 +20,8 @@ from dagster._core.log_manager import LOG_RECORD_METADATA_ATTR  # where Dagster 
 
 # A serialised error's message starts with its class path, e.g. "pipelines.landing.land.RawFileError: ".
 _OWN_ERROR = re.compile(r"pipelines(\.\w+)+: ")
-_SELF_EXPLAINED_CLASSES = {"Failure"}  # dagster.Failure: raised on purpose with a description
+# dagster.Failure: raised on purpose with a description; a failed blocking check: its evaluation says why
+_SELF_EXPLAINED_CLASSES = {"Failure", "DagsterAssetCheckFailedError"}
 # Ctrl-C or SIGTERM inside a step: the trace only shows where the step was waiting, and `revwh run` ends
 # with its own line saying what the interrupted run left behind.
 _INTERRUPTED_CLASSES = {"DagsterExecutionInterruptedError", "KeyboardInterrupt"}
@@ -48,7 +49,7 @@ def self_explained_text(error) -> str | None:
     if own:
         return text[own.end() :]
     if error.cls_name in _SELF_EXPLAINED_CLASSES:
-        return re.sub(r"^[\w.]+: ", "", text, count=1)
+        return " ".join(re.sub(r"^[\w.]+: ", "", text, count=1).split())
     return None
 
 

@@ -162,6 +162,10 @@ def _error_text(error: SerializableErrorInfo | None, published: bool = False) ->
     return explained if explained is not None else error.message.strip()
 
 
+def _clip(text: str, limit: int = 800) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
     messages = []
     published = any(event.is_step_success and event.step_key == WAREHOUSE_STEP for event in result.all_events)
@@ -175,10 +179,13 @@ def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
             evaluation = event.event_specific_data
             if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
                 key = evaluation.asset_check_key
-                messages.append(
-                    f"check {key.asset_key.to_user_string()}:{key.name} failed: "
-                    + str({k: v.value for k, v in evaluation.metadata.items()})[:800]
+                problems = evaluation.metadata.get("problems")
+                said = (
+                    "; ".join(map(str, problems.value))
+                    if problems is not None and isinstance(problems.value, list) and problems.value
+                    else str({k: v.value for k, v in evaluation.metadata.items()})
                 )
+                messages.append(f"check {key.asset_key.to_user_string()}:{key.name} failed: {_clip(said)}")
     return messages
 
 

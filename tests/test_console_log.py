@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.errors import DagsterExecutionInterruptedError
+from dagster._core.errors import DagsterAssetCheckFailedError, DagsterExecutionInterruptedError
 from dagster._utils.error import serializable_error_info_from_exc_info
 
 from pipelines.console_log import HINT, OneLineForAbandonedSteps, ShortFailures, self_explained_text
@@ -44,6 +44,12 @@ def test_which_errors_explain_themselves() -> None:
     assert self_explained_text(_wrapped(KeyError("bucket"))) is None  # a bug: its trace is needed
     assert self_explained_text(_wrapped(ValueError("pipelines.x: looks like ours"))) is None
     assert self_explained_text(None) is None
+    failed_check = DagsterAssetCheckFailedError(
+        "1 blocking asset check failed with ERROR severity:\nlanding/gifts: landed_equals_accepted_plus_quarantined"
+    )
+    assert self_explained_text(_error_info(failed_check)) == (
+        "1 blocking asset check failed with ERROR severity: landing/gifts: landed_equals_accepted_plus_quarantined"
+    )
     assert self_explained_text(_error_info(DagsterExecutionInterruptedError())) == "interrupted"  # Ctrl-C, SIGTERM
     assert self_explained_text(_wrapped(KeyboardInterrupt())) == "interrupted"
 

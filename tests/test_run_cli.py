@@ -167,6 +167,42 @@ def test_an_interrupt_after_the_publish_does_not_claim_the_warehouse_unchanged()
     assert not was_interrupted(SimpleNamespace(all_events=[step("marts__x_reconciles_with_facts", check)]))
 
 
+def test_a_failed_check_is_summarised_by_its_problems() -> None:
+    """The one line `revwh run` ends with says what the check found, not the repr of its metadata."""
+    from types import SimpleNamespace
+
+    import dagster as dg
+
+    from pipelines.runner import failure_messages
+
+    def evaluation(metadata: dict) -> SimpleNamespace:
+        data = SimpleNamespace(
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            asset_check_key=dg.AssetCheckKey(
+                dg.AssetKey(["landing", "gifts"]), "landed_equals_accepted_plus_quarantined"
+            ),
+            metadata={k: dg.MetadataValue.json(v) for k, v in metadata.items()},
+        )
+        return SimpleNamespace(
+            is_step_success=False,
+            is_step_failure=False,
+            event_type_value="ASSET_CHECK_EVALUATION",
+            event_specific_data=data,
+        )
+
+    problems = ["dt=2025-03-01: 1253 lines != 1175 accepted + 18 quarantined", "dt=2025-03-02: 3 lines != 2 + 0"]
+    found = failure_messages(SimpleNamespace(all_events=[evaluation({"problems": problems, "days": {"x": 1}})]))
+    assert found == [
+        "check landing/gifts:landed_equals_accepted_plus_quarantined failed: dt=2025-03-01: 1253 lines != 1175 "
+        "accepted + 18 quarantined; dt=2025-03-02: 3 lines != 2 + 0"
+    ]
+    other = failure_messages(SimpleNamespace(all_events=[evaluation({"rows": [3]})]))
+    assert other == ["check landing/gifts:landed_equals_accepted_plus_quarantined failed: {'rows': [3]}"]
+    long = failure_messages(SimpleNamespace(all_events=[evaluation({"problems": ["x" * 2000]})]))
+    assert len(long[0]) < 900 and long[0].endswith("…")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_during_a_run_exits_130_with_one_line_and_leaves_no_temporary_warehouse(
     tmp_path: Path, signum: signal.Signals
