@@ -44,12 +44,19 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
+LAST_END = dt.date.max - dt.timedelta(days=MAX_LATENESS_DAYS)
+
+
 def check_dates(start: dt.date, end: dt.date) -> None:
     """The range is one a run can cover (checked before anything is printed or pulled)."""
     if end < start:
         raise CliError(f"--end {end} is before --start {start}")
     if start < FIRST_PARTITION:
         raise CliError(f"--start {start} is before the first daily partition {FIRST_PARTITION}")
+    if end > LAST_END:  # the run lands arrival days up to END+3
+        raise CliError(
+            f"--end {end} is after {LAST_END}: a run lands the arrival days up to END+3, and dates end at {dt.date.max}"
+        )
 
 
 def validate_range(data_dir: Path, start: dt.date, end: dt.date) -> DataDir:

@@ -25,6 +25,7 @@ BASE = ["generate", "--start", "2025-03-01", "--days", "1", "--events-per-day", 
         (["--dirt", "dragons=0.1"], "KIND=RATE"),
         (["--dirt", "malformed=2"], "between 0 and 1"),
         (["--dirt-rate", "0.5"], "add up to"),
+        (["--start", "9999-12-30"], "runs past 9998-12-30, the last day generated"),
     ],
 )
 def test_bad_arguments_fail_with_one_clear_line(

@@ -73,6 +73,8 @@ def test_window_keeps_only_the_last_event_dates(run: PipelineRun, tmp_path: Path
     everything = build_report(run.root, tmp_path / "all.html", days=0)
     assert (everything.data.first_day, everything.data.last_day) == (D1, D2)
     assert not any("event dates" in note for note in everything.data.notes)
+    beyond_the_calendar = build_report(run.root, tmp_path / "far.html", days=100_000_000)  # was an OverflowError
+    assert (beyond_the_calendar.data.first_day, beyond_the_calendar.data.last_day) == (D1, D2)
 
 
 def test_report_days_must_not_be_negative(run: PipelineRun, capsys: pytest.CaptureFixture[str]) -> None:

@@ -26,6 +26,7 @@ from tests.tiny_data import write_tiny_dataset
         (["--start", "20250301", "--end", "2025-03-02"], "not a date in YYYY-MM-DD form"),  # fromisoformat takes it
         (["--start", "2025-W10-1", "--end", "2025-03-02"], "not a date in YYYY-MM-DD form"),
         (["--start", "2025-03-01"], "the following arguments are required: --end"),
+        (["--start", "2025-01-01", "--end", "9999-12-31"], "--end 9999-12-31 is after 9999-12-28: a run lands"),
     ],
 )
 def test_bad_range_is_one_line_and_announces_nothing(

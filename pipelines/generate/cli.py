@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 
 from pipelines.cli import CliError, local_directory, non_negative_int, parse_date, positive_int
@@ -65,8 +66,17 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_generate)
 
 
+# Arrival days run past the last event date (late data, late_arrival dirt) and the FX table beside them.
+LAST_GENERATED_DAY = dt.date.max - dt.timedelta(days=366)
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from pipelines.generate.dataset import generate_dataset  # numpy/polars only when generating
+
+    if args.days > (LAST_GENERATED_DAY - args.start).days:
+        raise CliError(
+            f"--start {args.start} with --days {args.days} runs past {LAST_GENERATED_DAY}, the last day generated"
+        )
 
     try:
         stats = generate_dataset(

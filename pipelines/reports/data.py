@@ -251,7 +251,12 @@ def load_report_data(warehouse: Path, days: int | None = None) -> ReportData:
         has_facts = "facts.revenue_events" in tables
         notes = [] if has_facts else ["facts.revenue_events is not published yet: user counts are unavailable."]
         latest = db.execute("SELECT max(event_date) FROM marts.revenue_by_stream").fetchall()[0][0]
-        since = latest - dt.timedelta(days=days - 1) if days and latest is not None else None
+        # a window reaching before the first date there can be is all history
+        since = (
+            latest - dt.timedelta(days=days - 1)
+            if days and latest is not None and days <= (latest - dt.date.min).days
+            else None
+        )
         con = _Reader(db, since)
         stream_daily = con.frame(_STREAM_DAILY)
         daily = stream_daily.group_by("event_date").agg(pl.col("net_revenue_usd").sum()).sort("event_date")
