@@ -353,3 +353,25 @@ def test_without_its_snapshot_folder_a_run_takes_the_lake_and_says_so(data: Data
     notes.clear()
     publish_warehouse(data, scope=PublishScope.of_run([D2]), on_note=notes.append)  # it has one again
     assert notes == []
+
+
+@pytest.mark.parametrize("layer", ["staged", "marts"])
+def test_revwh_publish_of_a_damaged_lake_file_is_one_line_and_changes_nothing(
+    data: DataDir, layer: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.cli import main
+
+    damaged = data.staged_file("impressions", D1) if layer == "staged" else data.mart_file(MART, D1)
+    tmp = temp_sibling(damaged)
+    tmp.write_bytes(b"PAR1 cut")  # a disk fault or a copy cut short, written as a new file
+    os.replace(tmp, damaged)
+    before = data.warehouse.read_bytes()
+    capsys.readouterr()
+    assert main(["publish", "--data-dir", str(data.root), "--full"]) == 2
+    warning, error = capsys.readouterr().err.splitlines()  # the changed file is named before the attempt
+    assert warning.startswith("revwh publish: warning: 1 lake partition file(s) of 2025-03-01..2025-03-01 changed")
+    assert error.startswith(f"revwh publish: error: cannot publish {data.warehouse}: a lake file cannot be read (")
+    assert damaged.name in error and error.endswith(
+        "Re-run the dates of the file it names (`revwh run`), which writes it again."
+    )
+    assert data.warehouse.read_bytes() == before

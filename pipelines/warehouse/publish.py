@@ -469,11 +469,17 @@ def publish_warehouse(
             con = _connect(tmp)
             _rebuild(con, data, lake_files(snapshot) if snapshot is not None else files, snapshot)
         con.execute("CHECKPOINT")
-    except BaseException:
+    except BaseException as exc:
         con.close()
         _remove(tmp)  # the published file is untouched
         if snapshot is not None:
             shutil.rmtree(snapshot, ignore_errors=True)
+        if isinstance(exc, duckdb.InvalidInputException | duckdb.IOException) and ".parquet" in str(exc):
+            reason = " ".join(str(exc).split())
+            raise CliError(
+                f"cannot publish {target}: a lake file cannot be read ({reason}); the published warehouse is "
+                "unchanged. Re-run the dates of the file it names (`revwh run`), which writes it again."
+            ) from None
         raise
     con.close()
     os.replace(tmp, target)
