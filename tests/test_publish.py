@@ -235,6 +235,10 @@ def test_a_moved_data_directory_gets_a_hint_and_revwh_publish_repoints_it(
     capsys.readouterr()
     assert main(query) == 0
     assert capsys.readouterr().out.split() == ["n", "2"]
+    own_file = tmp_path / "nowhere.csv"  # the query's own missing file is not taken for a view's
+    assert main(["sql", f"SELECT * FROM read_csv('{own_file}')", "--data-dir", str(moved)]) == 1
+    err = capsys.readouterr().err
+    assert "No files found" in err and "revwh publish" not in err
     shutil.rmtree(moved)
 
 

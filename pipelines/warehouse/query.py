@@ -91,6 +91,8 @@ def _moved_lake_hint(data_dir: Path, message: str) -> str:
         )
     if missing.group(1).startswith((lake + "/", glob_escape(lake) + "/")):  # the views' patterns are escaped
         return ""
+    if not re.search(r"/(facts/revenue_events|staged/[^/]+)/[^/]*$", missing.group(1)):
+        return ""  # the query's own path (read_csv('/x.csv')), not a view's
     return (
         f" (the warehouse's views over facts and staged were published for another location; "
         f"this data directory's lake is {lake}: run `revwh publish --data-dir {shlex.quote(str(data_dir))}` "
