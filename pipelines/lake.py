@@ -138,10 +138,18 @@ def files_with_suffix(folder: str, suffix: str | tuple[str, ...]) -> list[os.Dir
     it is missing. A directory entry knows a regular file without a ``stat``."""
     try:
         with os.scandir(folder) as entries:
-            found = [e for e in entries if e.name.endswith(suffix) and e.is_file()]
+            found = [e for e in entries if e.name.endswith(suffix) and _is_file(e)]
     except (FileNotFoundError, NotADirectoryError):
         return []
     return sorted(found, key=lambda e: e.name)
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    """A regular file, or a link to one; a link in a loop (which ``is_file`` raises for) is not."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
 
 
 def days(start: dt.date, end: dt.date) -> list[dt.date]:

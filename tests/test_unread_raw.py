@@ -82,6 +82,40 @@ def test_files_of_an_arrival_day_that_are_not_jsonl_are_named(tmp_path: Path) ->
     ]
 
 
+def test_entries_named_like_logs_that_are_not_files_are_named_apart(tmp_path: Path) -> None:
+    """A folder, a link to nothing and a link in a loop named *.jsonl: not read, and said why (a link in a
+    loop made the listing raise)."""
+    folder = tmp_path / "raw" / "gifts" / "dt=2025-03-01"
+    _touch(folder / "part-0.jsonl")
+    (folder / "a-folder.jsonl").mkdir()
+    (folder / "gone.jsonl").symlink_to(folder / "nowhere.jsonl")
+    (folder / "loop.jsonl").symlink_to(folder / "loop.jsonl")
+    data = DataDir.at(tmp_path)
+    assert [p.name for p in raw_files(data, "gifts", DAY)] == ["part-0.jsonl"]
+    assert unread_log_entries(data, "gifts", [DAY]) == [
+        "raw/gifts/dt=2025-03-01/ holds a-folder.jsonl/, gone.jsonl, loop.jsonl, not read: not a regular file "
+        "(a folder, a broken or looping link, a pipe)"
+    ]
+
+
+def test_a_raw_folder_that_cannot_be_listed_stops_revwh_run_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_reference(tmp_path, DAY, DAY + dt.timedelta(days=4))
+    write_raw(tmp_path, "gifts", "2025-03-01", [])
+    locked = tmp_path / "raw" / "gifts"
+    real = Path.iterdir
+
+    def iterdir(self: Path):
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))  # root ignores chmod: as a user would see it
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    assert run_cli(["run", "--data-dir", str(tmp_path), "--start", "2025-03-01", "--end", "2025-03-01"]) == 2
+    assert capsys.readouterr().err == f"revwh run: error: cannot list {locked}: Permission denied\n"
+
+
 def test_landing_reads_the_jsonl_files_of_a_folder_in_name_order(tmp_path: Path) -> None:
     """Regular files (or links to one) named *.jsonl or *.jsonl.gz, not hidden, sorted by name; a
     folder named like a file, a link to nothing and a hidden file being written are not read."""

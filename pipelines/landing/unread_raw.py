@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipelines.contract import LOGS, PARTITIONS_START
+from pipelines.errors import CliError
 from pipelines.lake import DataDir
 from pipelines.landing.land import RAW_SUFFIXES
 
@@ -26,6 +27,8 @@ def _visible(folder: Path) -> list[Path]:
         return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     except (FileNotFoundError, NotADirectoryError):
         return []
+    except OSError as exc:  # no permission: landing could not read it either
+        raise CliError(f"cannot list {folder}: {exc.strerror or exc}") from None
 
 
 def _names(entries: list[Path]) -> str:
@@ -69,7 +72,15 @@ def unread_log_entries(data: DataDir, log: str, arrivals: Iterable[dt.date] = ()
         notes.append(f"raw/{log}/ holds {_names(early)}, before the first daily partition {FIRST_ARRIVAL}: not read")
     for day in sorted(set(arrivals)):
         folder = data.raw_partition(log, day)
-        unread = [p for p in _visible(folder) if not (p.is_file() and p.name.endswith(RAW_SUFFIXES))]
+        visible = _visible(folder)
+        # is_file: a link in a loop or to nothing is not a file either
+        not_files = [p for p in visible if p.name.endswith(RAW_SUFFIXES) and not p.is_file()]
+        unread = [p for p in visible if not p.name.endswith(RAW_SUFFIXES)]
+        if not_files:
+            notes.append(
+                f"raw/{log}/{folder.name}/ holds {_names(not_files)}, not read: not a regular file "
+                "(a folder, a broken or looping link, a pipe)"
+            )
         if unread:
             notes.append(
                 f"raw/{log}/{folder.name}/ holds {_names(unread)}, not read: only files named *.jsonl or *.jsonl.gz are"
