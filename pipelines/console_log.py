@@ -22,9 +22,6 @@ from dagster._core.log_manager import LOG_RECORD_METADATA_ATTR  # where Dagster 
 _OWN_ERROR = re.compile(r"pipelines(\.\w+)+: ")
 # dagster.Failure: raised on purpose with a description; a failed blocking check: its evaluation says why
 _SELF_EXPLAINED_CLASSES = {"Failure", "DagsterAssetCheckFailedError"}
-# Ctrl-C or SIGTERM inside a step: the trace only shows where the step was waiting, and `revwh run` ends
-# with its own line saying what the interrupted run left behind.
-_INTERRUPTED_CLASSES = {"DagsterExecutionInterruptedError", "KeyboardInterrupt"}
 FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"  # Dagster's default console format
 HINT = "(stack trace: REVWH_TRACEBACK=1, or the run in the Dagster UI)"
 TRACEBACK_ENV = "REVWH_TRACEBACK"
@@ -37,12 +34,22 @@ def root_error(error):
     return error
 
 
+def is_interrupt(error) -> bool:
+    """Ctrl-C (or SIGTERM, which Dagster maps to it): Dagster's own error between or inside steps, or the one
+    DuckDB raises when the signal reaches it in the middle of a statement. (``error``: the root error.)"""
+    if error is None:
+        return False
+    if error.cls_name in {"DagsterExecutionInterruptedError", "KeyboardInterrupt", "InterruptException"}:
+        return True
+    return error.cls_name == "RuntimeError" and error.message.strip().endswith("Query interrupted")
+
+
 def self_explained_text(error) -> str | None:
     """The one-line text of an error written to be read, without its class path; None for any other error."""
     error = root_error(error)
     if error is None:
         return None
-    if error.cls_name in _INTERRUPTED_CLASSES:
+    if is_interrupt(error):  # the trace only shows where the step waited; `revwh run` ends with what it left
         return "interrupted"
     text = error.message.strip()
     own = _OWN_ERROR.match(text)

@@ -19,7 +19,7 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from pipelines.cli import CliError
-from pipelines.console_log import root_error, self_explained_text, short_console_logger
+from pipelines.console_log import is_interrupt, root_error, self_explained_text, short_console_logger
 from pipelines.contract import LOGS, MAX_LATENESS_DAYS, PARTITIONS_START
 from pipelines.lake import DataDir
 from pipelines.landing.land import CHANGED_DAYS_METADATA, raw_files
@@ -137,16 +137,6 @@ def execute_range(
         },
         raise_on_error=False,
     )
-
-
-def is_interrupt(error: SerializableErrorInfo | None) -> bool:
-    """Ctrl-C (or SIGTERM, which Dagster maps to it): Dagster's own error between or inside steps, or the one
-    DuckDB raises when the signal reaches it in the middle of a statement."""
-    if error is None:
-        return False
-    if error.cls_name in {"DagsterExecutionInterruptedError", "KeyboardInterrupt", "InterruptException"}:
-        return True
-    return error.cls_name == "RuntimeError" and error.message.strip().endswith("Query interrupted")
 
 
 def _error_text(error: SerializableErrorInfo | None, published: bool = False) -> str:

@@ -52,6 +52,8 @@ def test_which_errors_explain_themselves() -> None:
     )
     assert self_explained_text(_error_info(DagsterExecutionInterruptedError())) == "interrupted"  # Ctrl-C, SIGTERM
     assert self_explained_text(_wrapped(KeyboardInterrupt())) == "interrupted"
+    assert self_explained_text(_wrapped(RuntimeError("Query interrupted"))) == "interrupted"  # DuckDB's, mid-statement
+    assert self_explained_text(_wrapped(RuntimeError("something else"))) is None
 
 
 class _Event:
