@@ -275,6 +275,9 @@ def test_views_in_a_folder_with_brackets_read_it_and_give_no_moved_hint(
     assert "No files found" in err and "another location" not in err
     assert "snapshot of the lake" in err and "revwh publish" in err
     assert f"revwh publish --data-dir '{data.root}'" in err  # quoted: it can be pasted into a shell
+    assert main(["report", "--data-dir", str(data.root)]) == 2  # the report says the same
+    err = capsys.readouterr().err
+    assert "snapshot of the lake" in err and f"revwh publish --data-dir '{data.root}'" in err
 
 
 def test_a_damaged_warehouse_is_one_line_that_says_how_to_rebuild_it(

@@ -13,6 +13,7 @@ from pipelines.lake import DataDir, temp_sibling
 from pipelines.reports.charts import Chart, render_charts
 from pipelines.reports.data import ReportData, load_report_data
 from pipelines.reports.html import FORMATS, SUMMARY_ITEMS, render_html
+from pipelines.warehouse.query import moved_lake_hint
 
 REPORT_NAME = "revenue_report"
 
@@ -62,8 +63,9 @@ def build_report(data_dir: str | os.PathLike[str], out: Path | None = None, days
         raise ReportError(f"cannot write the report to {html_path}: {why}") from exc
     try:
         report_data = load_report_data(data.warehouse, days)
-    except duckdb.Error as exc:  # not a DuckDB file, or not one this pipeline published
-        raise ReportError(f"cannot read {data.warehouse}: {str(exc).splitlines()[0]}") from exc
+    except duckdb.Error as exc:  # not a DuckDB file, or not one this pipeline published, or its views' files gone
+        first = str(exc).splitlines()[0]
+        raise ReportError(f"cannot read {data.warehouse}: {first}{moved_lake_hint(Path(data_dir), first)}") from exc
     try:
         charts = render_charts(report_data, html_path.parent, prefix=f"{html_path.stem}_")
         page = render_html(report_data, charts, dt.datetime.now(dt.UTC))

@@ -77,7 +77,7 @@ def connect_read_only(data_dir: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _moved_lake_hint(data_dir: Path, message: str) -> str:
+def moved_lake_hint(data_dir: Path, message: str) -> str:
     """The views over facts and staged name the lake by absolute path; say so when they point elsewhere."""
     missing = re.search(r'No files found that match the pattern "([^"]+)"', message)
     if not missing:
@@ -141,7 +141,7 @@ def _relation(data_dir: Path, sql: str) -> Iterator[duckdb.DuckDBPyRelation | No
             _one_read_only_statement(con, sql)
             rel = con.sql(sql)
         except duckdb.Error as exc:
-            raise QueryError(str(exc).splitlines()[0] + _moved_lake_hint(data_dir, str(exc))) from exc
+            raise QueryError(str(exc).splitlines()[0] + moved_lake_hint(data_dir, str(exc))) from exc
         yield rel
     finally:
         con.close()
