@@ -180,6 +180,10 @@ def _main(argv: Sequence[str] | None) -> int:
     except CliError as exc:
         print(f"revwh {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except PermissionError as exc:  # a data directory or file this user may not read or write
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"revwh {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"revwh {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -375,3 +375,28 @@ def test_revwh_publish_of_a_damaged_lake_file_is_one_line_and_changes_nothing(
         "Re-run the dates of the file it names (`revwh run`), which writes it again."
     )
     assert data.warehouse.read_bytes() == before
+
+
+def test_a_data_directory_that_cannot_be_written_is_one_line(
+    data: DataDir, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Root ignores permissions here, so the refusal a read-only directory gives is simulated where it happens."""
+    from pipelines.cli import main
+    from pipelines.warehouse import publish
+
+    def refuse(source: Path, target: Path) -> None:
+        raise PermissionError(13, "Permission denied", str(target))
+
+    monkeypatch.setattr(publish, "clone_file", refuse)
+    with pytest.raises(CliError, match=r"cannot write the new warehouse beside .*warehouse\.duckdb: Permission denied"):
+        publish_warehouse(data)
+    assert main(["publish", "--data-dir", str(data.root)]) == 2
+    assert capsys.readouterr().err.startswith("revwh publish: error: cannot write the new warehouse beside ")
+
+    def unreadable(self: Path) -> bool:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "is_dir", unreadable)  # the lake itself cannot be looked at
+    assert main(["publish", "--data-dir", str(data.root)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("revwh publish: error: Permission denied: ") and err.count("\n") == 1

@@ -31,6 +31,7 @@ btrfs the copy is a reflink (``lake.clone_file``) and costs nothing either. Anyt
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import re
 import shlex
@@ -450,6 +451,11 @@ def publish_warehouse(
         if con is not None:
             con.close()
         _remove(tmp)
+        if isinstance(exc, PermissionError) or getattr(exc, "errno", None) == errno.EROFS:
+            raise CliError(
+                f"cannot write the new warehouse beside {target}: {exc.strerror or exc} (the data directory must "
+                "be writable by whoever runs the pipeline)"
+            ) from None
         if not incremental or not isinstance(exc, duckdb.Error):
             raise
         reason = str(exc).strip().splitlines()[0]
