@@ -66,6 +66,21 @@ def test_sql_output_that_cannot_be_written_is_one_line(data_dir: Path) -> None:
     assert proc.stderr.strip() == "revwh sql: error: cannot write the result: No space left on device"
 
 
+def test_sql_on_a_data_directory_that_cannot_be_read_is_one_line_and_exit_2(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root ignores permissions here: the refusal is simulated where the warehouse is opened. It was reported
+    as 'cannot write the result', exit 1."""
+    from pipelines.warehouse import query
+
+    def refuse(where: Path) -> None:
+        raise PermissionError(13, "Permission denied", str(where))
+
+    monkeypatch.setattr(query, "connect_read_only", refuse)
+    assert run(["sql", "SELECT 1", "--data-dir", str(data_dir)]) == 2
+    assert capsys.readouterr().err == f"revwh sql: error: cannot read {data_dir}: Permission denied\n"
+
+
 def test_report_into_a_folder_that_cannot_be_made(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     blocker = data_dir / "a-file"
     blocker.write_text("x")

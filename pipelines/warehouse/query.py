@@ -197,12 +197,17 @@ def run_query(data_dir: Path, sql: str, fmt: str = "table") -> int:
                 sys.stdout.flush()  # a full disk shows here, not at exit
             except duckdb.Error as exc:  # an error found while fetching (e.g. a cast on a later row)
                 raise QueryError(str(exc).splitlines()[0]) from exc
+            except BrokenPipeError:
+                raise
+            except OSError as exc:
+                print(f"revwh sql: error: cannot write the result: {exc.strerror or exc}", file=sys.stderr)
+                return 1
     except QueryError as exc:
         print(f"revwh sql: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:
         raise
-    except OSError as exc:
-        print(f"revwh sql: error: cannot write the result: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+    except OSError as exc:  # the data directory or its warehouse cannot be read (permissions)
+        print(f"revwh sql: error: cannot read {data_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     return 0
