@@ -70,3 +70,18 @@ def test_the_repositorys_own_data_folder(
     assert run([*BASE, "--data-dir", str(static.parent)]) == 0, capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in static.iterdir() if p.name != "fx_rates.csv"} == before
     assert (static / "fx_rates.csv").is_file() and list(static.parent.glob("raw/impressions/dt=*/*.jsonl"))
+
+
+def test_generating_into_a_directory_that_holds_a_lake_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "d"
+    assert run([*BASE, "--data-dir", str(target), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    (target / "lake").mkdir()
+    (target / "warehouse.duckdb").write_bytes(b"")
+    assert run([*BASE, "--data-dir", str(target), "--quiet", "--seed", "2"]) == 0
+    assert capsys.readouterr().err == (
+        f"revwh generate: warning: {target} already holds lake and warehouse.duckdb built from the raw files this "
+        "replaced; `revwh run` over the dates lands the new ones (or generate into an empty directory)\n"
+    )

@@ -95,4 +95,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if not args.quiet:
         print(stats.summary(args.data_dir), file=sys.stdout)
+    built = [name for name in ("lake", "warehouse.duckdb") if (args.data_dir / name).exists()]
+    if built:  # its own earlier raw files were replaced; what was built from them stays until a run
+        print(
+            f"revwh generate: warning: {args.data_dir} already holds {' and '.join(built)} built from the raw files "
+            "this replaced; `revwh run` over the dates lands the new ones (or generate into an empty directory)",
+            file=sys.stderr,
+        )
     return 0
