@@ -169,22 +169,14 @@ def _landed_files_intact(data: DataDir, log: str, arrival: dt.date, stats: Landi
     """The day's landed files still hold the rows its manifest counts (read from their footers). A file
     deleted, cut short or overwritten since (a disk fault, a hand edit) makes the day land again rather
     than fail its landing check on every run."""
-    partition = data.landing_partition(log, arrival)
-    if not partition.exists():
+    from pipelines.quality.reconcile import landed_row_counts  # the landing check's count (imports this module)
+
+    if not data.landing_partition(log, arrival).exists():
         return False
-    quarantine = data.quarantine_file("landing", log, arrival)
     try:
-        accepted = _parquet_rows(sorted(partition.glob("*/*.parquet")))
-        quarantined = _parquet_rows([quarantine] if quarantine.exists() else [])
+        return landed_row_counts(data, log, arrival) == (stats.accepted, stats.quarantined)
     except (pl.exceptions.PolarsError, OSError):
         return False
-    return (accepted, quarantined) == (stats.accepted, stats.quarantined)
-
-
-def _parquet_rows(files: list[Path]) -> int:
-    if not files:
-        return 0
-    return int(pl.scan_parquet(files, hive_partitioning=False, glob=False).select(pl.len()).collect().item())
 
 
 def _write_manifest(data: DataDir, stats: LandingStats) -> None:
